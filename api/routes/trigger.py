@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.core.runs import RunBusy
+from api.deps import Authorized, DatabaseDep, RunnerDep
+from api.routes.runs import fetch_run
+from api.schemas import Run, RunConflict
+
+router = APIRouter(prefix="/trigger", tags=["trigger"], dependencies=Authorized)
+
+_RESPONSES = {
+    200: {"model": Run, "description": "with ?wait=true: the finished run, whatever its outcome"},
+    202: {"model": Run, "description": "the run was queued; follow the Location header"},
+    409: {"model": RunConflict, "description": "a run is already queued or running"},
+}
+
+
+async def _trigger(request: Request, response: Response, db, runner, wait: bool):
+    info = {
+        "source": "api",
+        "method": request.method,
+        "client": request.client.host if request.client else None,
+        "user_agent": request.headers.get("user-agent"),
+    }
+    try:
+        run_id = await asyncio.to_thread(runner.trigger, info)
+    except RunBusy as busy:
+        body = RunConflict(
+            detail=f"run {busy.active_run_id} is already in progress; try again when it has finished",
+            active_run_id=busy.active_run_id,
+        )
+        return JSONResponse(status_code=409, content=body.model_dump())
+    response.headers["Location"] = f"/runs/{run_id}"
+    if wait:
+        await asyncio.to_thread(runner.wait, run_id)
+        response.status_code = 200
+    else:
+        response.status_code = 202
+    return await asyncio.to_thread(fetch_run, db, run_id)
+
+
+@router.post("", response_model=Run, status_code=202, responses=_RESPONSES)
+async def trigger_post(
+    request: Request,
+    response: Response,
+    db: DatabaseDep,
+    runner: RunnerDep,
+    wait: Annotated[bool, Query(description="block until the run has finished")] = False,
+) -> Run:
+    """Start a run of the job: validate and seed the CSVs, `dbt run`, `dbt test`, publish, `dbt docs generate`."""
+    return await _trigger(request, response, db, runner, wait)
+
+
+@router.get("", response_model=Run, status_code=202, responses=_RESPONSES)
+async def trigger_get(
+    request: Request,
+    response: Response,
+    db: DatabaseDep,
+    runner: RunnerDep,
+    wait: Annotated[bool, Query(description="block until the run has finished")] = False,
+) -> Run:
+    """The same as POST, so that a plain `curl localhost:8000/trigger` works."""
+    return await _trigger(request, response, db, runner, wait)

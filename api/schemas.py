@@ -1,0 +1,105 @@
+"""Response bodies of the API (they are the OpenAPI page's reference)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+RunStatus = Literal["queued", "running", "success", "failed"]
+StepStatus = Literal["pending", "running", "success", "failed", "skipped"]
+
+
+class Step(BaseModel):
+    name: Literal["seed", "run", "test", "publish", "docs"] = Field(
+        description="seed: validate the CSVs and `dbt seed`; run: `dbt run`; test: `dbt test`; "
+        "publish: swap the run's schemas in; docs: `dbt docs generate`"
+    )
+    status: StepStatus
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    exit_code: int | None = Field(None, description="dbt's exit code: 0 ok, 1 handled failure, 2 crash, <0 signal")
+
+
+class Progress(BaseModel):
+    step: str = Field(description="the step in progress")
+    nodes_done: int = Field(description="dbt nodes finished in this step")
+    nodes_total: int = Field(description="dbt nodes this step will run (0 until dbt has counted them)")
+    current_node: str | None = Field(None, description="the node being built or tested")
+
+
+class Failure(BaseModel):
+    node: str = Field(description="dbt unique_id of the failed node")
+    name: str
+    resource_type: str = Field(description="test, unit_test, model or seed")
+    status: str = Field(description="dbt's status: fail (test found rows) or error")
+    message: str
+    failing_rows: int | None = Field(None, description="how many rows the test found")
+    relation: str | None = Field(None, description="the audit table holding all failing rows")
+    rows: list[dict[str, Any]] = Field(default_factory=list, description="the first failing rows")
+
+
+class RunLinks(BaseModel):
+    self: str
+    logs: str
+
+
+class Run(BaseModel):
+    run_id: int
+    status: RunStatus
+    trigger: dict[str, Any] = Field(description="who asked for the run: source, method, client, user_agent")
+    created_at: dt.datetime
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    duration_seconds: float | None = None
+    steps: list[Step]
+    progress: Progress | None = Field(None, description="live progress while the run is running")
+    error: str | None = Field(None, description="on failure: what failed and why, in words")
+    failures: list[Failure] = Field(default_factory=list, description="on failure: the failed dbt nodes")
+    links: RunLinks
+
+
+class RunPage(BaseModel):
+    items: list[Run]
+    total: int
+    limit: int
+    offset: int
+
+
+class RunConflict(BaseModel):
+    detail: str
+    active_run_id: int | None
+
+
+class UserFeatures(BaseModel):
+    user_id: int
+    name: str | None
+    email: str | None
+    signup_date: dt.date
+    total_experiments: int = Field(description="the user's experiments (0 if none)")
+    experiment_share: float = Field(description="total_experiments / all experiments (0 when there are none)")
+    avg_experiments_per_user: float = Field(description="all experiments / all users (same on every row)")
+    avg_experiment_run_time: float | None = Field(description="mean run time of the user's experiments")
+    total_experiment_run_time: float = Field(description="sum of the user's run times (0 if none)")
+    most_common_compound_id: int | None = Field(description="in the most of the user's experiments; ties: lowest id")
+    most_common_compound_name: str | None
+    most_common_compound_structure: str | None
+    most_common_compound_experiments: int | None = Field(description="experiments the top compound appears in")
+    tied_compound_ids: list[int] | None = Field(description="all compound ids sharing the top count, ascending")
+
+
+class FeaturesPage(BaseModel):
+    items: list[UserFeatures]
+    total: int
+    limit: int
+    offset: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "error"]
+    database: str
+
+
+class Message(BaseModel):
+    detail: str

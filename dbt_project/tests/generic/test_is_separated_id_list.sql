@@ -1,0 +1,70 @@
+{#
+    Fails for every row whose column is not a well-formed list of integer ids joined by
+    `separator` (default ';'): each token is digits with optional surrounding blanks, no
+    empty tokens, no empty or null list, and every id fits in a Postgres integer.
+    Duplicate ids (`1;1;2`) are allowed.
+
+    Failing rows: <key_column>, <column_name> (the bad value) and `failure`, e.g.
+    experiment 5: experiment_compound_ids '1:3' is not a ';'-separated list of compound ids
+#}
+{% test is_separated_id_list(
+    model,
+    column_name,
+    key_column,
+    separator=';',
+    entity_label=none,
+    item_label='ids'
+) %}
+
+{%- set label = entity_label or key_column -%}
+{%- set sep_sql = separator | replace("'", "''") -%}
+{%- set sep_regex = modules.re.escape(separator) | replace("'", "''") -%}
+{%- set token_regex = '\\s*[0-9]+\\s*' -%}
+
+with
+
+records as (
+
+    select
+        {{ key_column }} as key_value,
+        {{ column_name }} as list_value
+
+    from {{ model }}
+
+),
+
+checked as (
+
+    select
+        key_value,
+        list_value,
+        case
+            when list_value is null then 'is missing'
+            when list_value !~ '^{{ token_regex }}({{ sep_regex }}{{ token_regex }})*$'
+                then format('%L is not a %L-separated list of {{ item_label }}', list_value, '{{ sep_sql }}')
+            when (
+                select max(cast(substring(token from '[0-9]+') as numeric))
+                from unnest(string_to_array(list_value, '{{ sep_sql }}')) as token
+            ) > 2147483647
+                then format('%L contains an id above the integer range (2147483647)', list_value)
+        end as problem
+
+    from records
+
+),
+
+final as (
+
+    select
+        key_value as {{ key_column }},
+        list_value as {{ column_name }},
+        format('{{ label }} %s: {{ column_name }} %s', key_value, problem) as failure
+
+    from checked
+    where problem is not null
+
+)
+
+select * from final
+
+{% endtest %}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run any dbt command against the product's database (DATABASE_URL, or the embedded Postgres, started for
+# the command and stopped after it if nothing else runs it). The input CSVs in $DATA_DIR are validated and
+# normalised first. Examples: scripts/dbt.sh build | scripts/dbt.sh docs generate | scripts/dbt.sh show --select user_features
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
+"$ROOT/scripts/bootstrap.sh"
+cd "$ROOT"
+exec "$VENV_DIR/bin/python" -m api.cli dbt "$@"

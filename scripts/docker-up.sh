@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Build the image and start Postgres + the app with Docker Compose, then wait until the app is healthy.
+# Usage: scripts/docker-up.sh [--timeout SECONDS]   (default 180)
+# Creates .env from .env.example with a random POSTGRES_PASSWORD when .env is missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+die() {
+    echo "docker-up: $*" >&2
+    exit 1
+}
+
+timeout=180
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --timeout)
+            [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || die "--timeout needs a number of seconds, e.g. --timeout 300"
+            timeout="$2"
+            shift 2
+            ;;
+        -h | --help)
+            sed -n '2,4s/^# \{0,1\}//p' "$0"
+            exit 0
+            ;;
+        *) die "unknown argument '$1'; usage: scripts/docker-up.sh [--timeout SECONDS]" ;;
+    esac
+done
+
+command -v docker >/dev/null 2>&1 \
+    || die "docker not found: install Docker Engine (https://docs.docker.com/engine/install/) and re-run"
+docker info >/dev/null 2>&1 \
+    || die "no Docker engine reachable (docker info failed): start it (e.g. 'sudo systemctl start docker' or Docker Desktop), check you may use it (docker group), then re-run"
+if docker compose version >/dev/null 2>&1; then
+    compose=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+    compose=(docker-compose)
+else
+    die "Docker Compose not found: install the compose plugin (package docker-compose-plugin) and re-run"
+fi
+
+if [[ ! -f .env ]]; then
+    echo "creating .env from .env.example with a random POSTGRES_PASSWORD"
+    password="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    (umask 077 && sed "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=${password}/" .env.example >.env)
+elif grep -qx 'POSTGRES_PASSWORD=change-me' .env; then
+    echo "warning: POSTGRES_PASSWORD in .env is still the placeholder 'change-me'; set a real one" >&2
+fi
+
+echo "building the image and starting db + app (${compose[*]} up -d --build)"
+"${compose[@]}" up -d --build
+
+app_id="$("${compose[@]}" ps -q app)"
+[[ -n "$app_id" ]] || die "the app container was not created; see '${compose[*]} logs app', fix, and re-run"
+
+echo "waiting up to ${timeout}s for the app to report healthy"
+deadline=$((SECONDS + timeout))
+while :; do
+    state="$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$app_id" 2>/dev/null || echo "missing")"
+    case "$state" in
+        "running healthy") break ;;
+        exited* | dead* | restarting* | missing | *unhealthy)
+            "${compose[@]}" logs --tail 50 app >&2 || true
+            die "the app is '${state}' (logs above); fix the cause, then re-run scripts/docker-up.sh (scripts/docker-down.sh stops everything)"
+            ;;
+    esac
+    if ((SECONDS >= deadline)); then
+        "${compose[@]}" logs --tail 50 app >&2 || true
+        die "the app was not healthy after ${timeout}s (state: ${state}; logs above); re-run with --timeout 600 or check '${compose[*]} logs app'"
+    fi
+    sleep 2
+done
+
+published="$("${compose[@]}" port app 8000 2>/dev/null | tail -n 1)"
+port="${published##*:}"
+[[ "$port" =~ ^[0-9]+$ ]] || port=8000
+base="http://localhost:${port}"
+
+echo "app is healthy"
+echo "  API:        ${base}  (GET ${base}/health)"
+echo "  OpenAPI:    ${base}/docs"
+echo "  dbt docs:   ${base}/dbt-docs/"
+echo "  rebuild:    the trigger endpoint is listed at ${base}/docs (send 'Authorization: Bearer \$API_TOKEN' if API_TOKEN is set)"
+echo "  logs:       ${compose[*]} logs -f app"
+echo "  stop:       scripts/docker-down.sh   (--volumes also drops the data)"

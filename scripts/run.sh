@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Serve the API: set up .venv (pinned requirements), start an embedded Postgres when DATABASE_URL is unset,
+# and run uvicorn on $HOST:$PORT (default 127.0.0.1:8000). Ctrl-C / SIGTERM stops the API and the embedded
+# Postgres it started. This is also the container's entrypoint.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
+"$ROOT/scripts/bootstrap.sh"
+cd "$ROOT"
+if [ -z "${DATABASE_URL:-}" ]; then
+  echo "run: DATABASE_URL is unset: using the embedded Postgres in ${STATE_DIR:-$ROOT/.state}/pg"
+fi
+echo "run: serving the API on http://${HOST:-127.0.0.1}:${PORT:-8000} (try: curl -X POST localhost:${PORT:-8000}/trigger)"
+exec "$VENV_DIR/bin/python" -m api.cli serve

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up as run.sh does (plus the pinned test tools) and run every check: ruff, hadolint and the compose
+# schema, sqlfluff on the dbt models, then pytest, whose integration tests run the real dbt and the real API
+# against a real Postgres: TEST_DATABASE_URL if set, else an embedded one started (and stopped) here.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k trigger -x
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
+"$ROOT/scripts/bootstrap.sh" --dev
+export PATH="$VENV_DIR/bin:$PATH" DBT_SEND_ANONYMOUS_USAGE_STATS=false
+cd "$ROOT"
+
+echo "test: ruff (lint + format)"
+ruff check .
+ruff format --check .
+
+echo "test: Dockerfile and compose file (static)"
+scripts/lint-docker.sh
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  TEST_STATE="$(mktemp -d "${TMPDIR:-/tmp}/features-mart-test.XXXXXX")"
+  cleanup() {
+    STATE_DIR="$TEST_STATE" python -m api.cli db stop >/dev/null 2>&1 || true
+    rm -rf "$TEST_STATE"
+  }
+  trap cleanup EXIT
+  echo "test: starting an embedded Postgres for the tests in $TEST_STATE"
+  line="$(env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db start)"
+  TEST_DATABASE_URL="${line%%  *}"
+  export TEST_DATABASE_URL="${TEST_DATABASE_URL#DATABASE_URL=}"
+fi
+
+echo "test: sqlfluff (dbt templater) on dbt_project"
+eval "$(python - <<'PY'
+import os, shlex
+from api.core.database import Database
+for k, v in Database(os.environ["TEST_DATABASE_URL"]).dbt_env().items():
+    print(f"export {k}={shlex.quote(v)}")
+PY
+)"
+DBT_TARGET_PATH="$(mktemp -d)" DBT_LOG_PATH="$(mktemp -d)" sqlfluff lint dbt_project --disable-progress-bar --nofail-on-warnings 2>&1 | tail -n 40
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "test: sqlfluff found problems (fix them, or run: sqlfluff fix dbt_project)" >&2; exit 1; }
+
+echo "test: pytest"
+pytest "$@"
