@@ -38,11 +38,10 @@ def token_matches(settings: Settings, presented: str | None) -> bool:
     return hmac.compare_digest((presented or "").encode(), expected.encode())
 
 
-def require_token(
-    request: Request,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def require_token(request: Request, settings: SettingsDep, credentials: BearerCredentials) -> None:
     """When API_TOKEN is set, require `Authorization: Bearer <token>` (or the docs-site cookie)."""
     if not settings.api_token:
         return

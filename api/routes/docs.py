@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
 from api.core.jobs import docs_dir
-from api.deps import TOKEN_COOKIE, Authorized, SettingsDep, token_matches
+from api.deps import TOKEN_COOKIE, Authorized, BearerCredentials, SettingsDep, require_token, token_matches
 from api.schemas import Message
 
 router = APIRouter(prefix="/dbt-docs", tags=["dbt docs"])
@@ -30,16 +30,22 @@ def docs_redirect() -> RedirectResponse:
 
 
 @router.get("/", response_class=FileResponse, responses={404: {"model": Message}, 401: {"model": Message}})
-def docs_index(settings: SettingsDep, token: str | None = Query(None, description="API_TOKEN, for browsers")):
+def docs_index(
+    request: Request,
+    settings: SettingsDep,
+    credentials: BearerCredentials,
+    token: str | None = Query(None, description="the API_TOKEN, for browsers: sets a cookie and redirects"),
+):
     """The dbt docs site (models, columns, tests, lineage) of the last successful run.
 
     A browser cannot send a bearer header: open `/dbt-docs/?token=<API_TOKEN>` once; it sets a cookie."""
-    if settings.api_token and token is not None and token_matches(settings, token):
+    if settings.api_token and token is not None:
+        if not token_matches(settings, token):
+            raise HTTPException(status_code=401, detail="invalid token", headers={"WWW-Authenticate": "Bearer"})
         response = RedirectResponse("/dbt-docs/", status_code=303)
         response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/dbt-docs")
         return response
-    from api.deps import require_token  # noqa: F401 - applied per-route below
-
+    require_token(request, settings, credentials)
     return _file(settings, "index.html")
 
 

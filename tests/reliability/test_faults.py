@@ -1,0 +1,168 @@
+"""Faults in the middle of a run: dbt killed, the API process killed, Postgres restarted. Each time the run
+ends `failed` (recorded by the run itself, or as "interrupted" when its process died), the published schemas
+are byte for byte what they were, no build schema is left behind, and the next trigger succeeds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+import pytest
+from psycopg.rows import dict_row
+from pydantic import SecretStr
+
+from api.core import runs
+from api.core.database import Database, EmbeddedPostgres
+from tests.expected import assert_rows_match, compute
+from tests.reliability.conftest import (
+    build_schemas,
+    dump_published,
+    pid_alive,
+    run_row,
+    trigger,
+    trigger_and_wait,
+    wait_for_dbt,
+    wait_for_run,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def mart_rows(db: Database) -> list[dict]:
+    with db.connect(row_factory=dict_row) as conn:
+        return conn.execute("select * from marts.user_features order by user_id").fetchall()
+
+
+def assert_failed_in(run: dict, step: str) -> None:
+    """The run failed in `step`: earlier steps passed, that one failed, later ones were skipped."""
+    assert run["status"] == "failed", run
+    names = [s["name"] for s in run["steps"]]
+    at = names.index(step)
+    expected = ["success"] * at + ["failed"] + ["skipped"] * (len(names) - at - 1)
+    assert [s["status"] for s in run["steps"]] == expected, run["steps"]
+
+
+def assert_recovers(client, db: Database, tmp_path) -> None:
+    run = trigger_and_wait(client)
+    assert run["status"] == "success", run["error"]
+    assert_rows_match(mart_rows(db), compute(tmp_path / "data", tmp_path / "expected"))
+    assert build_schemas(db) == []
+
+
+class PidWatcher:
+    """Polls ops.runs while a run executes and notes every (dbt_pid, progress step) pair it sees."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.seen: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        with self.db.connect(row_factory=dict_row) as conn:
+            while not self._stop.wait(0.005):
+                for row in conn.execute("select dbt_pid, progress from ops.runs where dbt_pid is not null"):
+                    self.seen.append((row["dbt_pid"], (row["progress"] or {}).get("step")))
+
+    def __enter__(self) -> PidWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def stale(self) -> list[tuple[int, str, str]]:
+        """(pid, step it was started for, later step it was still recorded in)."""
+        started_in: dict[int, str] = {}
+        out = []
+        for pid, step in self.seen:
+            first = started_in.setdefault(pid, step)
+            if step != first:
+                out.append((pid, first, step))
+        return sorted(set(out))
+
+
+def test_killed_dbt_fails_the_run_and_leaves_the_mart_alone(client, settings, database, tmp_path):
+    first = trigger_and_wait(client)
+    assert first["status"] == "success", first["error"]
+    published = dump_published(database)
+
+    for step in ("run", "test"):  # building the run's models; testing them, just before publishing
+        run_id = trigger(client)
+        pid = wait_for_dbt(database, run_id, (step,))
+        os.killpg(pid, signal.SIGKILL)
+        run = wait_for_run(client, run_id)
+        assert_failed_in(run, step)
+        assert run["error"].startswith(f"step {step} failed: dbt {step} was killed (signal 9)"), run["error"]
+        assert run["steps"][[s["name"] for s in run["steps"]].index(step)]["exit_code"] == -signal.SIGKILL
+        assert run_row(database, run_id)["dbt_pid"] is None
+        assert not pid_alive(pid)
+        assert dump_published(database) == published
+        assert build_schemas(database) == [], "a failed run must drop its build schemas"
+
+    # The dbt_pid column is what an operator (and this test) kills: it must never name a finished dbt.
+    with PidWatcher(database) as watcher:
+        assert_recovers(client, database, tmp_path)
+    assert len({pid for pid, _ in watcher.seen}) >= 4, "the watcher should have seen every dbt command"
+    assert watcher.stale() == [], "ops.runs kept the pid of a finished dbt while the next step ran"
+
+
+def test_killed_api_takes_its_dbt_along_and_the_run_is_marked_interrupted(serve, settings, database, tmp_path):
+    api = serve()
+    first = trigger_and_wait(api.client)
+    assert first["status"] == "success", first["error"]
+    published = dump_published(database)
+
+    run_id = trigger(api.client)
+    pid = wait_for_dbt(database, run_id, ("run", "test"))
+    serve.dbt_pids.append(pid)  # killed at teardown should the test fail before it dies
+    step = run_row(database, run_id)["progress"]["step"]
+    api.kill()
+    wait_until(lambda: not pid_alive(pid), 30, f"dbt (pid {pid}) to die with the API (PR_SET_PDEATHSIG)")
+    assert run_row(database, run_id)["status"] == "running", "nobody is left to record the end of the run"
+    assert dump_published(database) == published
+
+    api = serve()  # start-up finds the orphaned run and its build schemas
+    run = api.client.get(f"/runs/{run_id}").json()
+    assert_failed_in(run, step)
+    assert run["error"].startswith("interrupted"), run["error"]
+    assert build_schemas(database) == [], "start-up must drop the build schemas of the dead run"
+    assert dump_published(database) == published
+    assert_recovers(api.client, database, tmp_path)
+
+
+@pytest.fixture
+def private_postgres(tmp_path) -> Iterator[tuple[EmbeddedPostgres, Database]]:
+    """A Postgres server of this test's own, so that it can be restarted."""
+    server = EmbeddedPostgres(tmp_path / "private")
+    port, _ = server.start()
+    try:
+        yield server, Database(server.url(port))
+    finally:
+        server.stop()
+
+
+def test_postgres_restart_fails_the_run_and_leaves_the_mart_alone(private_postgres, serve, settings, tmp_path):
+    server, db = private_postgres
+    api = serve(settings.model_copy(update={"database_url": SecretStr(db.url)}))
+    first = trigger_and_wait(api.client)
+    assert first["status"] == "success", first["error"]
+    published = dump_published(db)
+
+    run_id = trigger(api.client)
+    pid = wait_for_dbt(db, run_id, ("run", "test"))
+    serve.dbt_pids.append(pid)
+    step = run_row(db, run_id)["progress"]["step"]
+    server.restart()
+    run = wait_for_run(api.client, run_id, timeout=120)  # the API records the failure itself
+    assert_failed_in(run, step)
+    assert run["error"].startswith(f"step {step} failed"), run["error"]
+    assert run_row(db, run_id)["dbt_pid"] is None
+    assert build_schemas(db) == [], "a failed run must drop its build schemas"
+    assert dump_published(db) == published
+    assert_recovers(api.client, db, tmp_path)
+    assert [r["status"] for r in runs.list_runs(db, 10, 0)[0]] == ["success", "failed", "success"]
