@@ -13,14 +13,12 @@ fi
 export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
 "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
-if command -v psql >/dev/null 2>&1; then
-  url="${DATABASE_URL:-}"
-  if [ -z "$url" ]; then
-    url="$("$VENV_DIR/bin/python" -m api.cli db url)" || {
-      echo "query: no DATABASE_URL and the embedded Postgres is not running; start scripts/run.sh first" >&2
-      exit 1
-    }
-  fi
-  exec psql "$url" -X -P pager=off -c "$SQL"
+url="${DATABASE_URL:-}"
+if [ -z "$url" ]; then
+  # the embedded Postgres of a running scripts/run.sh, if any (else Python starts it for the query)
+  url="$("$VENV_DIR/bin/python" -m api.cli db url 2>/dev/null || true)"
+fi
+if [ -n "$url" ] && command -v psql >/dev/null 2>&1; then
+  exec psql "$url" -X -P pager=off -v ON_ERROR_STOP=1 -c "$SQL"
 fi
 exec "$VENV_DIR/bin/python" -m api.cli query "$@"
