@@ -14,6 +14,12 @@ echo "test: ruff (lint + format)"
 ruff check .
 ruff format --check .
 
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test: installing chromium from Debian's packages (the docs-site browser test renders with it)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+    >/dev/null 2>&1 || echo "test: could not install chromium: the browser check of the docs site is skipped" >&2
+fi
+
 echo "test: Dockerfile and compose file (static)"
 scripts/lint-docker.sh
 

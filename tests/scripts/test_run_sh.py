@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -48,6 +49,18 @@ def get(url: str, token: str | None = None) -> tuple[int, dict]:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")
+
+
+def render(url: str, tmp: Path) -> str:
+    """The DOM of `url` after headless Chromium ran its JavaScript."""
+    done = subprocess.run(
+        [shutil.which("chromium") or "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp}", "--window-size=1400,900", "--virtual-time-budget=15000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 class Served:
@@ -123,6 +136,16 @@ def test_run_sh_serves_the_job_end_to_end_and_stops_cleanly(embedded_env, tmp_pa
             assert again.stdout == "409"
         else:
             assert get(served.url + "/trigger")[0] == 202
+
+        if shutil.which("chromium"):  # scripts/test.sh installs it where it can (root + apt)
+            page = served.url + "/dbt-docs/#!/model/model.features_mart.user_features"
+            dom = render(page, tmp_path / "chromium-1")
+            # the app ran: the model's description (manifest.json) and column types (catalog.json) are shown
+            assert "One row per user" in dom and "integer[]" in dom and "tied_compound_ids" in dom
+            lineage = render(page + "?g_v=1", tmp_path / "chromium-2")
+            assert "Lineage Graph" in lineage
+            canvas = re.search(r'<canvas[^>]*data-id="layer2-node"[^>]*width="(\d+)" height="(\d+)"', lineage)
+            assert canvas and int(canvas[1]) > 100 and int(canvas[2]) > 100, "the lineage graph was not drawn"
 
         query = subprocess.run(
             [str(REPO_ROOT / "scripts" / "query.sh")], env=env, capture_output=True, text=True, timeout=120
