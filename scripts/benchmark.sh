@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Measure the job on a generated data set and print figures: validation throughput, the time of each step
+# of a full run (seed, run, test, publish, docs), rows per second, peak memory. Uses a throwaway embedded
+# Postgres (or DATABASE_URL) and a temporary STATE_DIR; your .state/ and data are not touched.
+# Usage: scripts/benchmark.sh [--users N] [--experiments N] [--compounds N]   (defaults 2000 / 6000 / 50)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
+"$ROOT/scripts/bootstrap.sh"
+cd "$ROOT"
+exec "$VENV_DIR/bin/python" "$ROOT/scripts/benchmark.py" "$@"
