@@ -28,17 +28,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-command -v docker >/dev/null 2>&1 \
-    || die "docker not found: install Docker Engine (https://docs.docker.com/engine/install/) and re-run"
-docker info >/dev/null 2>&1 \
-    || die "no Docker engine reachable (docker info failed): start it (e.g. 'sudo systemctl start docker' or Docker Desktop), check you may use it (docker group), then re-run"
-if docker compose version >/dev/null 2>&1; then
-    compose=(docker compose)
-elif command -v docker-compose >/dev/null 2>&1; then
-    compose=(docker-compose)
-else
-    die "Docker Compose not found: install the compose plugin (package docker-compose-plugin) and re-run"
-fi
+# shellcheck source=scripts/_compose.sh
+source "$ROOT/scripts/_compose.sh"
 
 if [[ ! -f .env ]]; then
     echo "creating .env from .env.example with a random POSTGRES_PASSWORD"

@@ -452,7 +452,7 @@ def test_readme_mentions_every_env_var() -> None:
 
 # ----------------------------------------------------------------------------------------------- scripts
 
-DOCKER_SCRIPTS = ["docker-up.sh", "docker-down.sh", "lint-docker.sh"]
+DOCKER_SCRIPTS = ["docker-up.sh", "docker-down.sh", "lint-docker.sh", "_compose.sh"]
 
 
 @pytest.mark.parametrize("name", DOCKER_SCRIPTS)
