@@ -452,7 +452,7 @@ def test_readme_mentions_every_env_var() -> None:
 
 # ----------------------------------------------------------------------------------------------- scripts
 
-DOCKER_SCRIPTS = ["docker-up.sh", "docker-down.sh", "lint-docker.sh", "_compose.sh"]
+DOCKER_SCRIPTS = ["docker-up.sh", "docker-down.sh", "lint-docker.sh"]
 
 
 @pytest.mark.parametrize("name", DOCKER_SCRIPTS)
@@ -484,7 +484,7 @@ def stub_root(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A copy of the repo's docker scripts + .env.example, with a fake `docker` first on PATH."""
     root = tmp_path / "repo"
     (root / "scripts").mkdir(parents=True)
-    for name in DOCKER_SCRIPTS:
+    for name in [*DOCKER_SCRIPTS, "_compose.sh"]:  # _compose.sh: sourced by up and down
         shutil.copy2(ROOT / "scripts" / name, root / "scripts" / name)
     shutil.copy2(ENV_EXAMPLE, root / ".env.example")
     bin_dir = tmp_path / "bin"
