@@ -20,7 +20,16 @@ _RESPONSES = {
 }
 
 
-async def _trigger(request: Request, response: Response, db, runner, wait: bool):
+async def trigger(
+    request: Request,
+    response: Response,
+    db: DatabaseDep,
+    runner: RunnerDep,
+    wait: Annotated[bool, Query(description="block until the run has finished")] = False,
+) -> Run:
+    """Start a run of the job: validate and seed the CSVs, `dbt run`, `dbt test`, publish, `dbt docs generate`.
+
+    GET does the same as POST, so that a plain `curl localhost:8000/trigger` works."""
     info = {
         "source": "api",
         "method": request.method,
@@ -39,30 +48,17 @@ async def _trigger(request: Request, response: Response, db, runner, wait: bool)
     if wait:
         await asyncio.to_thread(runner.wait, run_id)
         response.status_code = 200
-    else:
-        response.status_code = 202
     return await asyncio.to_thread(fetch_run, db, run_id)
 
 
-@router.post("", response_model=Run, status_code=202, responses=_RESPONSES)
-async def trigger_post(
-    request: Request,
-    response: Response,
-    db: DatabaseDep,
-    runner: RunnerDep,
-    wait: Annotated[bool, Query(description="block until the run has finished")] = False,
-) -> Run:
-    """Start a run of the job: validate and seed the CSVs, `dbt run`, `dbt test`, publish, `dbt docs generate`."""
-    return await _trigger(request, response, db, runner, wait)
-
-
-@router.get("", response_model=Run, status_code=202, responses=_RESPONSES)
-async def trigger_get(
-    request: Request,
-    response: Response,
-    db: DatabaseDep,
-    runner: RunnerDep,
-    wait: Annotated[bool, Query(description="block until the run has finished")] = False,
-) -> Run:
-    """The same as POST, so that a plain `curl localhost:8000/trigger` works."""
-    return await _trigger(request, response, db, runner, wait)
+# One handler, two methods, each with its own operation id in the OpenAPI document.
+for _method in ("POST", "GET"):
+    router.add_api_route(
+        "",
+        trigger,
+        methods=[_method],
+        operation_id=f"trigger_{_method.lower()}",
+        response_model=Run,
+        status_code=202,
+        responses=_RESPONSES,
+    )
