@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+import psycopg
+
 from api.config import Settings
 from api.core import failures as failure_report
 from api.core import publish, runs
@@ -85,7 +87,10 @@ class RunExecution:
             t = time.monotonic()
             if t - self._last_progress >= 0.25 or p.nodes_done == p.nodes_total:
                 self._last_progress = t
-                self.handle.update(progress={"step": step, **p.as_dict()})
+                try:
+                    self.handle.update(retry_for=0, progress={"step": step, **p.as_dict()})
+                except psycopg.Error:  # progress is for display: it must never fail or hold up the step
+                    log.warning("run %s: could not record progress", self.run_id, exc_info=True)
 
         return report
 
@@ -99,6 +104,7 @@ class RunExecution:
             on_start=self._on_start,
         )
         self.dbt_pid = None
+        self.handle.update(dbt_pid=None)  # the column names a running dbt only, never a finished one
         if result.ok:
             return StepOutcome(ok=True, exit_code=0)
         try:
@@ -192,6 +198,7 @@ class RunExecution:
                 log_file.write(f"run {self.run_id} {status}\n")
                 if error:
                     log_file.write(error + "\n")
+        self.kill_dbt_if_running()  # a step that crashed may have left its dbt running: stop it writing
         try:
             publish.drop_build(self.handle.conn, self.suffix)
         except Exception:
@@ -200,7 +207,6 @@ class RunExecution:
             status=status, finished_at=now(), steps=self.steps, error=error, failures=found or None,
             progress=None, dbt_pid=None,
         )  # fmt: skip
-        self.kill_dbt_if_running()
 
     def kill_dbt_if_running(self, sig: int = signal.SIGTERM) -> None:
         pid = self.dbt_pid

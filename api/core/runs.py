@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,8 @@ TRIGGER_LOCK = 1
 RUN_LOCK = 2
 ACTIVE = ("queued", "running")
 STEP_NAMES = ("seed", "run", "test", "publish", "docs")
+#: How long a run keeps trying to reach Postgres again to record its state (e.g. across a restart).
+RECONNECT_TIMEOUT = 60.0
 
 _DDL = """
 create schema if not exists ops;
@@ -107,9 +110,9 @@ class RunHandle:
         self.conn = conn
         self.run_id = run_id
 
-    def update(self, **fields: Any) -> None:
+    def update(self, *, retry_for: float = RECONNECT_TIMEOUT, **fields: Any) -> None:
         """Write fields of the run row. Survives a lost connection (e.g. Postgres restarted mid-run) by
-        reconnecting, so the outcome of the run is still recorded."""
+        reconnecting, for up to `retry_for` seconds, so the outcome of the run is still recorded."""
         if not fields:
             return
         sets = ", ".join(f"{k} = %s" for k in fields)
@@ -118,16 +121,23 @@ class RunHandle:
         try:
             self.conn.execute(sql, (*values, self.run_id))
         except psycopg.OperationalError:
-            self._reconnect()
+            self._reconnect(retry_for)
             self.conn.execute(sql, (*values, self.run_id))
 
-    def _reconnect(self) -> None:
-        try:
+    def _reconnect(self, retry_for: float) -> None:
+        with suppress(psycopg.Error):
             self.conn.close()
-        finally:
-            self.conn = _connect(self.db)
-            # Take the lock again if it is free, so no other run starts while this one records its end.
-            self.conn.execute("select pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, RUN_LOCK))
+        deadline = time.monotonic() + retry_for
+        while True:  # a restarting server refuses connections for a moment
+            try:
+                self.conn = _connect(self.db)
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
+        # Take the lock again if it is free, so no other run starts while this one records its end.
+        self.conn.execute("select pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, RUN_LOCK))
 
     def release(self) -> None:
         try:

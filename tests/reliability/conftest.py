@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 from psycopg.rows import tuple_row
 
 from api.config import REPO_ROOT, Settings
 from api.core import publish, runs
 from api.core.database import Database
 from api.main import create_app
-from tests.conftest import python_env
+from tests.conftest import python_env, run_cli
 
 T = TypeVar("T")
 
@@ -73,6 +75,13 @@ def trigger_and_wait(client: httpx.Client | TestClient) -> dict[str, Any]:
     return response.json()
 
 
+def publish_quickly(settings: Settings) -> None:
+    """Publish the mart of `settings.data_dir` with `dbt build` through the CLI (as scripts/dbt.sh does): the
+    starting point of a test that is about a later run, in a third of the time of a full run (no docs)."""
+    done = run_cli(settings, "dbt", "build")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
 def trigger(client: httpx.Client | TestClient) -> int:
     """POST /trigger: the id of the queued run."""
     response = client.post("/trigger")
@@ -90,19 +99,35 @@ def current_step(row: dict[str, Any]) -> str | None:
     return next((s["name"] for s in row["steps"] if s["status"] == "running"), None)
 
 
-def wait_for_dbt(db: Database, run_id: int, steps: tuple[str, ...], timeout: float = RUN_TIMEOUT) -> int:
-    """Wait until the run is in one of `steps` with a live `dbt <step>` process recorded in ops.runs; return
-    that pid. (The process is checked, not just the column: a pid must never point at another process.)"""
+@contextlib.contextmanager
+def dbt_blocked_on(db: Database, run_id: int, step: str, table: str) -> Iterator[int]:
+    """From the start of `step`, hold an exclusive lock on `table` (a table of the run's build schemas, such as
+    'raw__r2.users') until dbt waits for it; yield the pid of that dbt. A fault injected then hits a statement
+    in flight, not the gap between two (dbt connects per node, so it would shrug off a restart there)."""
 
-    def live_dbt() -> int | None:
+    def in_step() -> bool:
         row = run_row(db, run_id)
-        assert row["status"] in runs.ACTIVE, f"run {run_id} ended before reaching {steps}: {row['error']}"
-        step, pid = current_step(row), row["dbt_pid"]
-        if step in steps and pid and dbt_command(pid) == step:
-            return pid
-        return None
+        assert row["status"] in runs.ACTIVE, f"run {run_id} ended before its {step} step: {row['error']}"
+        return current_step(row) == step
 
-    return wait_until(live_dbt, timeout, f"run {run_id} to run dbt in step {'/'.join(steps)}")
+    wait_until(in_step, RUN_TIMEOUT, f"run {run_id} to start its {step} step")
+    conn = db.connect(autocommit=False)
+    try:
+        conn.execute("set local lock_timeout = '10s'")
+        conn.execute(sql.SQL("lock table {} in access exclusive mode").format(sql.Identifier(*table.split("."))))
+
+        def dbt_waits() -> int | None:
+            with db.connect() as watcher:
+                waiting = watcher.execute(
+                    "select count(*) from pg_locks where relation = %s::regclass and not granted", (table,)
+                ).fetchone()[0]
+            pid = run_row(db, run_id)["dbt_pid"]
+            return pid if waiting and pid and dbt_command(pid) == step else None
+
+        yield wait_until(dbt_waits, 60, f"dbt {step} of run {run_id} to wait for {table}")
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
 
 
 # --------------------------------------------------------------------------- processes
@@ -153,12 +178,8 @@ class ApiServer:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.base_url = ""
         self.client: httpx.Client | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
 
     def start(self, timeout: float = 90) -> ApiServer:
         self.port = free_port()
@@ -172,7 +193,8 @@ class ApiServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.client = httpx.Client(base_url=self.base_url, timeout=60)
 
         def healthy() -> bool:
             if self.proc.poll() is not None:
@@ -214,26 +236,40 @@ class ApiServer:
             return "(no log)"
 
 
-@pytest.fixture
-def serve(settings, tmp_path) -> Iterator[Callable[..., ApiServer]]:
-    """Start API subprocesses: `serve(**env)`; `dbt_pids` lists dbt processes a test saw, so that they are
-    killed too if the test fails before they end."""
-    servers: list[ApiServer] = []
+class ApiServers:
+    """The API subprocesses of one test: `servers(settings=None, **env)` starts one. `watch_dbt(pid)` notes a
+    dbt process the test saw, to be killed at the end should it outlive the test."""
 
-    def start(settings_: Settings | None = None, **env: str) -> ApiServer:
-        server = ApiServer(settings_ or settings, tmp_path / f"api-{len(servers)}.log", **env)
-        servers.append(server)
+    def __init__(self, settings: Settings, folder: Path) -> None:
+        self.settings = settings
+        self.folder = folder
+        self.started: list[ApiServer] = []
+        self.dbt_pids: list[int] = []
+
+    def __call__(self, settings: Settings | None = None, **env: str) -> ApiServer:
+        server = ApiServer(settings or self.settings, self.folder / f"api-{len(self.started)}.log", **env)
+        self.started.append(server)
         return server.start()
 
-    start.dbt_pids = []  # type: ignore[attr-defined]
-    try:
-        yield start
-    finally:
-        for server in reversed(servers):
+    def watch_dbt(self, pid: int) -> None:
+        self.dbt_pids.append(pid)
+
+    def close(self) -> None:
+        for server in reversed(self.started):
             server.stop()
-        for pid in start.dbt_pids:  # type: ignore[attr-defined]
+        for pid in self.dbt_pids:
             if dbt_command(pid):
                 kill_group(pid)
+
+
+@pytest.fixture
+def serve(settings, tmp_path) -> Iterator[ApiServers]:
+    """Start API subprocesses (`serve()`, `serve(other_settings, STATE_DIR=...)`); all stopped at the end."""
+    servers = ApiServers(settings, tmp_path)
+    try:
+        yield servers
+    finally:
+        servers.close()
 
 
 @pytest.fixture
@@ -259,9 +295,7 @@ def dump_published(db: Database) -> str:
         args += ["--schema", schema]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    dump = "\n".join(
-        line for line in done.stdout.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict "))
-    )
+    dump = "\n".join(line for line in done.stdout.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict ")))
     assert "COPY marts.user_features" in dump, "nothing is published"
     return dump
 

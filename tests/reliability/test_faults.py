@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from psycopg.rows import dict_row
@@ -18,17 +20,22 @@ from api.core.database import Database, EmbeddedPostgres
 from tests.expected import assert_rows_match, compute
 from tests.reliability.conftest import (
     build_schemas,
+    dbt_blocked_on,
     dump_published,
+    free_port,
     pid_alive,
+    publish_quickly,
     run_row,
     trigger,
     trigger_and_wait,
-    wait_for_dbt,
     wait_for_run,
     wait_until,
 )
 
 pytestmark = pytest.mark.slow
+
+#: A table of run N that dbt reads early in each step; holding a lock on it keeps dbt mid-statement.
+BLOCKED_ON = {"run": "raw__r{}.users", "test": "marts__r{}.user_features"}
 
 
 def mart_rows(db: Database) -> list[dict]:
@@ -45,10 +52,11 @@ def assert_failed_in(run: dict, step: str) -> None:
     assert [s["status"] for s in run["steps"]] == expected, run["steps"]
 
 
-def assert_recovers(client, db: Database, tmp_path) -> None:
+def assert_recovers(client, db: Database, data_dir: Path, scratch: Path) -> None:
+    """The next trigger succeeds and publishes the right mart, leaving no build schema behind."""
     run = trigger_and_wait(client)
     assert run["status"] == "success", run["error"]
-    assert_rows_match(mart_rows(db), compute(tmp_path / "data", tmp_path / "expected"))
+    assert_rows_match(mart_rows(db), compute(data_dir, scratch / "expected"))
     assert build_schemas(db) == []
 
 
@@ -87,14 +95,13 @@ class PidWatcher:
 
 
 def test_killed_dbt_fails_the_run_and_leaves_the_mart_alone(client, settings, database, tmp_path):
-    first = trigger_and_wait(client)
-    assert first["status"] == "success", first["error"]
+    publish_quickly(settings)
     published = dump_published(database)
 
     for step in ("run", "test"):  # building the run's models; testing them, just before publishing
         run_id = trigger(client)
-        pid = wait_for_dbt(database, run_id, (step,))
-        os.killpg(pid, signal.SIGKILL)
+        with dbt_blocked_on(database, run_id, step, BLOCKED_ON[step].format(run_id)) as pid:
+            os.killpg(pid, signal.SIGKILL)
         run = wait_for_run(client, run_id)
         assert_failed_in(run, step)
         assert run["error"].startswith(f"step {step} failed: dbt {step} was killed (signal 9)"), run["error"]
@@ -106,23 +113,22 @@ def test_killed_dbt_fails_the_run_and_leaves_the_mart_alone(client, settings, da
 
     # The dbt_pid column is what an operator (and this test) kills: it must never name a finished dbt.
     with PidWatcher(database) as watcher:
-        assert_recovers(client, database, tmp_path)
+        assert_recovers(client, database, settings.data_dir, tmp_path)
     assert len({pid for pid, _ in watcher.seen}) >= 4, "the watcher should have seen every dbt command"
     assert watcher.stale() == [], "ops.runs kept the pid of a finished dbt while the next step ran"
 
 
 def test_killed_api_takes_its_dbt_along_and_the_run_is_marked_interrupted(serve, settings, database, tmp_path):
+    publish_quickly(settings)
     api = serve()
-    first = trigger_and_wait(api.client)
-    assert first["status"] == "success", first["error"]
     published = dump_published(database)
 
     run_id = trigger(api.client)
-    pid = wait_for_dbt(database, run_id, ("run", "test"))
-    serve.dbt_pids.append(pid)  # killed at teardown should the test fail before it dies
-    step = run_row(database, run_id)["progress"]["step"]
-    api.kill()
-    wait_until(lambda: not pid_alive(pid), 30, f"dbt (pid {pid}) to die with the API (PR_SET_PDEATHSIG)")
+    step = "test"
+    with dbt_blocked_on(database, run_id, step, BLOCKED_ON[step].format(run_id)) as pid:
+        serve.watch_dbt(pid)  # killed at teardown should the test fail before it dies
+        api.kill()
+        wait_until(lambda: not pid_alive(pid), 30, f"dbt (pid {pid}) to die with the API (PR_SET_PDEATHSIG)")
     assert run_row(database, run_id)["status"] == "running", "nobody is left to record the end of the run"
     assert dump_published(database) == published
 
@@ -132,13 +138,13 @@ def test_killed_api_takes_its_dbt_along_and_the_run_is_marked_interrupted(serve,
     assert run["error"].startswith("interrupted"), run["error"]
     assert build_schemas(database) == [], "start-up must drop the build schemas of the dead run"
     assert dump_published(database) == published
-    assert_recovers(api.client, database, tmp_path)
+    assert_recovers(api.client, database, settings.data_dir, tmp_path)
 
 
 @pytest.fixture
 def private_postgres(tmp_path) -> Iterator[tuple[EmbeddedPostgres, Database]]:
-    """A Postgres server of this test's own, so that it can be restarted."""
-    server = EmbeddedPostgres(tmp_path / "private")
+    """A Postgres server of this test's own (on a fixed port, so that it can be stopped and started)."""
+    server = EmbeddedPostgres(tmp_path / "private", port=free_port())
     port, _ = server.start()
     try:
         yield server, Database(server.url(port))
@@ -146,23 +152,33 @@ def private_postgres(tmp_path) -> Iterator[tuple[EmbeddedPostgres, Database]]:
         server.stop()
 
 
-def test_postgres_restart_fails_the_run_and_leaves_the_mart_alone(private_postgres, serve, settings, tmp_path):
+def test_postgres_restart_and_outage_fail_the_run_and_leave_the_mart_alone(private_postgres, serve, settings, tmp_path):
     server, db = private_postgres
-    api = serve(settings.model_copy(update={"database_url": SecretStr(db.url)}))
-    first = trigger_and_wait(api.client)
-    assert first["status"] == "success", first["error"]
+    settings = settings.model_copy(update={"database_url": SecretStr(db.url)})
+    publish_quickly(settings)
+    api = serve(settings)
     published = dump_published(db)
 
-    run_id = trigger(api.client)
-    pid = wait_for_dbt(db, run_id, ("run", "test"))
-    serve.dbt_pids.append(pid)
-    step = run_row(db, run_id)["progress"]["step"]
-    server.restart()
-    run = wait_for_run(api.client, run_id, timeout=120)  # the API records the failure itself
-    assert_failed_in(run, step)
-    assert run["error"].startswith(f"step {step} failed"), run["error"]
-    assert run_row(db, run_id)["dbt_pid"] is None
-    assert build_schemas(db) == [], "a failed run must drop its build schemas"
-    assert dump_published(db) == published
-    assert_recovers(api.client, db, tmp_path)
-    assert [r["status"] for r in runs.list_runs(db, 10, 0)[0]] == ["success", "failed", "success"]
+    def interrupt(step: str, fault) -> None:
+        run_id = trigger(api.client)
+        with dbt_blocked_on(db, run_id, step, BLOCKED_ON[step].format(run_id)) as pid:
+            serve.watch_dbt(pid)
+            fault(pid)
+        run = wait_for_run(api.client, run_id, timeout=60)  # the API records the failure itself
+        assert_failed_in(run, step)
+        assert run["error"].startswith(f"step {step} failed"), run["error"]
+        assert run_row(db, run_id)["dbt_pid"] is None
+        assert build_schemas(db) == [], "a failed run must drop its build schemas"
+        assert dump_published(db) == published
+
+    def outage(pid: int) -> None:
+        """Postgres down until well after dbt gave up: the run has to wait for it to record its end."""
+        server.stop()
+        wait_until(lambda: not pid_alive(pid), 60, "dbt to give up while Postgres is down")
+        time.sleep(3)  # the outage goes on while the run tries to record its end
+        server.start()
+
+    interrupt("run", lambda pid: server.restart())
+    interrupt("test", outage)
+    assert_recovers(api.client, db, settings.data_dir, tmp_path)
+    assert [r["status"] for r in runs.list_runs(db, 10, 0)[0]] == ["success", "failed", "failed"]
