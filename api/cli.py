@@ -85,9 +85,7 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
             with lock, open(cli_dir / "dbt.log", "w", encoding="utf-8") as log:
                 result = run_dbt(args, env=env, target_path=cli_dir / "target", log=log, echo=sys.stdout)
         except runs.RunBusy as busy:
-            print(
-                f"dbt.sh: run {busy.active_run_id} of the API is in progress; try again when it ends", file=sys.stderr
-            )
+            print(f"dbt.sh: {busy} (an API run, or another dbt.sh); try again when it has finished", file=sys.stderr)
             return 1
         if not result.ok:
             with db.connect() as conn:

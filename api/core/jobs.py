@@ -67,6 +67,7 @@ class RunExecution:
         self.suffix = publish.build_suffix(self.run_id)
         self.steps = runs.initial_steps()
         self.dbt_pid: int | None = None
+        self.stop_requested = False
         self._last_progress = 0.0
 
     # -- helpers -----------------------------------------------------------------------------------------
@@ -170,6 +171,9 @@ class RunExecution:
         with open(log_path, "a", encoding="utf-8") as log_file:
             try:
                 for index, step in enumerate(self.steps):
+                    if self.stop_requested:
+                        error = f"interrupted: the API was stopped before step {step['name']}"
+                        break
                     self._set_step(index, status="running", started_at=now().isoformat())
                     self.handle.update(progress={"step": step["name"], **Progress().as_dict()})
                     outcome = getattr(self, f"step_{step['name']}")(log_file)
@@ -179,6 +183,9 @@ class RunExecution:
                         finished_at=now().isoformat(),
                         exit_code=outcome.exit_code,
                     )
+                    if not outcome.ok and self.stop_requested:
+                        error = f"interrupted: the API was stopped during step {step['name']}"
+                        break
                     if not outcome.ok:
                         error = f"step {step['name']} failed: {outcome.error}"
                         found = outcome.failures
@@ -207,6 +214,11 @@ class RunExecution:
             status=status, finished_at=now(), steps=self.steps, error=error, failures=found or None,
             progress=None, dbt_pid=None,
         )  # fmt: skip
+
+    def stop(self) -> None:
+        """Asked by a shutting-down API: end the current dbt and run no further step."""
+        self.stop_requested = True
+        self.kill_dbt_if_running()
 
     def kill_dbt_if_running(self, sig: int = signal.SIGTERM) -> None:
         pid = self.dbt_pid
@@ -275,7 +287,7 @@ class JobRunner:
         with self._lock:
             executions = list(self._executions.values())
         for execution in executions:
-            execution.kill_dbt_if_running()
+            execution.stop()
         for thread in list(self._threads.values()):
             thread.join(timeout)
 

@@ -98,7 +98,11 @@ class RunBusy(Exception):
     """Another run is queued or running."""
 
     def __init__(self, active_run_id: int | None) -> None:
-        super().__init__(f"run {active_run_id} is in progress")
+        super().__init__(
+            f"run {active_run_id} is already in progress"
+            if active_run_id is not None
+            else "a dbt command (scripts/dbt.sh) is writing to the database"
+        )
         self.active_run_id = active_run_id
 
 
@@ -148,8 +152,24 @@ class RunHandle:
             self.conn.close()
 
 
+#: How long a refused trigger waits for the lock holder's run row to show (a run that has just recorded its
+#: end holds the lock for a moment more; a direct dbt command holds it with no row at all).
+BUSY_GRACE = 1.0
+
+
 def start_run(db: Database, trigger: dict[str, Any]) -> RunHandle:
     """Insert a new `queued` run and take RUN_LOCK for it, or raise RunBusy naming the active run."""
+    deadline = time.monotonic() + BUSY_GRACE
+    while True:
+        try:
+            return _start_run(db, trigger)
+        except RunBusy as busy:
+            if busy.active_run_id is not None or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _start_run(db: Database, trigger: dict[str, Any]) -> RunHandle:
     conn = _connect(db)
     try:
         with conn.transaction():

@@ -40,7 +40,7 @@ async def trigger(
         run_id = await asyncio.to_thread(runner.trigger, info)
     except RunBusy as busy:
         body = RunConflict(
-            detail=f"run {busy.active_run_id} is already in progress; try again when it has finished",
+            detail=f"{busy}; try again when it has finished",
             active_run_id=busy.active_run_id,
         )
         return JSONResponse(status_code=409, content=body.model_dump())

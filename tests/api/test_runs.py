@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 from api.core import runs
 from tests.api.conftest import wait_for
 
@@ -43,3 +45,41 @@ def test_history_survives_a_restart(settings, client):
 
     with TestClient(create_app(settings)) as again:
         assert again.get(f"/runs/{run_id}").json()["status"] == "success"
+
+
+def test_stopping_the_api_mid_run_records_the_run_as_interrupted(settings, database):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with TestClient(create_app(settings)) as client:
+        run_id = client.post("/trigger").json()["run_id"]
+        deadline = time.monotonic() + 120
+        while client.get(f"/runs/{run_id}").json()["progress"] is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    # the lifespan shutdown stopped the run; its row says so
+    row = runs.get_run(database, run_id)
+    assert row["status"] == "failed" and row["error"].startswith("interrupted: the API was stopped"), row["error"]
+    assert [s["status"] for s in row["steps"]].count("failed") <= 1 and "running" not in {
+        s["status"] for s in row["steps"]
+    }
+
+
+def test_a_direct_dbt_command_holding_the_lock_gets_a_clear_409(client, database):
+    with runs.run_lock(database):
+        answer = client.post("/trigger")
+    assert answer.status_code == 409
+    assert answer.json()["active_run_id"] is None and "scripts/dbt.sh" in answer.json()["detail"]
+    assert client.get("/runs").json()["total"] == 0
+
+
+def test_dbt_sh_refuses_to_write_while_an_api_run_holds_the_lock(settings, database):
+    from tests.conftest import run_cli
+
+    runs.ensure_schema(database)
+    handle = runs.start_run(database, {"source": "test"})
+    try:
+        done = run_cli(settings, "dbt", "build")
+    finally:
+        handle.release()
+    assert done.returncode == 1 and f"run {handle.run_id} is already in progress" in done.stderr, done.stderr
