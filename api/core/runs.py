@@ -15,7 +15,6 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -26,7 +25,7 @@ from api.core.database import Database
 LOCK_CLASS = 0x46454154  # "FEAT": the advisory-lock namespace of this product
 TRIGGER_LOCK = 1
 RUN_LOCK = 2
-ACTIVE = ("queued", "running")
+ACTIVE = ("queued", "running")  # the statuses of a run that holds, or is about to hold, RUN_LOCK
 STEP_NAMES = ("seed", "run", "test", "publish", "docs")
 #: How long a run keeps trying to reach Postgres again to record its state (e.g. across a restart).
 RECONNECT_TIMEOUT = 60.0
@@ -243,11 +242,3 @@ def run_lock(db: Database) -> Iterator[psycopg.Connection]:
 
 def _ops_exists(conn: psycopg.Connection) -> bool:
     return conn.execute("select to_regclass('ops.runs') is not null as ok").fetchone()["ok"]
-
-
-def last_successful_run(db: Database) -> datetime | None:
-    with _connect(db) as conn:
-        if not _ops_exists(conn):
-            return None
-        row = conn.execute("select max(finished_at) as at from ops.runs where status = 'success'").fetchone()
-        return row["at"]
