@@ -11,6 +11,8 @@ if [ -z "${DATABASE_URL:-}" ] && command -v docker >/dev/null 2>&1 \
     sh -c 'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$0"' "$SQL"
 fi
 export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
+# shellcheck source=scripts/_paths.sh
+source "$ROOT/scripts/_paths.sh"
 "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 url="${DATABASE_URL:-}"

@@ -5,6 +5,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
+# shellcheck source=scripts/_paths.sh
+source "$ROOT/scripts/_paths.sh"
 "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 if [ -z "${DATABASE_URL:-}" ]; then
