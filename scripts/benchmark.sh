@@ -5,9 +5,6 @@
 # Usage: scripts/benchmark.sh [--users N] [--experiments N] [--compounds N]   (defaults 2000 / 6000 / 50)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
-# shellcheck source=scripts/_paths.sh
-source "$ROOT/scripts/_paths.sh"
-"$ROOT/scripts/bootstrap.sh"
-cd "$ROOT"
+# shellcheck source=scripts/_setup.sh
+source "$ROOT/scripts/_setup.sh"
 exec "$VENV_DIR/bin/python" "$ROOT/scripts/benchmark.py" "$@"

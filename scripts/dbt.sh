@@ -4,9 +4,6 @@
 # normalised first. Examples: scripts/dbt.sh build | scripts/dbt.sh docs generate | scripts/dbt.sh show --select user_features
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
-# shellcheck source=scripts/_paths.sh
-source "$ROOT/scripts/_paths.sh"
-"$ROOT/scripts/bootstrap.sh"
-cd "$ROOT"
+# shellcheck source=scripts/_setup.sh
+source "$ROOT/scripts/_setup.sh"
 exec "$VENV_DIR/bin/python" -m api.cli dbt "$@"

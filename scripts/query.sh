@@ -10,11 +10,8 @@ if [ -z "${DATABASE_URL:-}" ] && command -v docker >/dev/null 2>&1 \
   exec docker compose -f "$ROOT/docker-compose.yml" exec -T db \
     sh -c 'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$0"' "$SQL"
 fi
-export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
-# shellcheck source=scripts/_paths.sh
-source "$ROOT/scripts/_paths.sh"
-"$ROOT/scripts/bootstrap.sh"
-cd "$ROOT"
+# shellcheck source=scripts/_setup.sh
+source "$ROOT/scripts/_setup.sh"
 url="${DATABASE_URL:-}"
 if [ -z "$url" ]; then
   # the embedded Postgres of a running scripts/run.sh, if any (else Python starts it for the query)

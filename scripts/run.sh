@@ -4,11 +4,8 @@
 # Postgres it started. This is also the container's entrypoint.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
-# shellcheck source=scripts/_paths.sh
-source "$ROOT/scripts/_paths.sh"
-"$ROOT/scripts/bootstrap.sh"
-cd "$ROOT"
+# shellcheck source=scripts/_setup.sh
+source "$ROOT/scripts/_setup.sh"
 if [ -z "${DATABASE_URL:-}" ]; then
   echo "run: DATABASE_URL is unset: using the embedded Postgres in ${STATE_DIR:-$ROOT/.state}/pg"
 fi

@@ -63,6 +63,12 @@ def render(url: str, tmp: Path) -> str:
     return done.stdout
 
 
+def trigger_sh(url: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO_ROOT / "scripts" / "trigger.sh"), url], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 class Served:
     def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
         self.url = f"http://127.0.0.1:{port}"
@@ -111,13 +117,7 @@ def test_run_sh_serves_the_job_end_to_end_and_stops_cleanly(embedded_env, tmp_pa
     served = Served(env, port, tmp_path / "run.log")
     try:
         assert get(served.url + "/health") == (200, {"status": "ok", "database": "ok"})
-        trigger = subprocess.run(
-            [str(REPO_ROOT / "scripts" / "trigger.sh"), served.url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        trigger = trigger_sh(served.url, env, timeout=600)
         assert trigger.returncode == 0, trigger.stdout + trigger.stderr
         assert "SUCCESS" in trigger.stdout and "nodes" in trigger.stdout
         for step in ("seed", "run", "test", "publish", "docs"):
@@ -174,23 +174,11 @@ def test_trigger_sh_honours_api_token(embedded_env, tmp_path):
     served = Served({**env, "API_TOKEN": "tok-123"}, port, tmp_path / "run.log")
     try:
         client_env = {k: v for k, v in env.items() if k != "API_TOKEN"}
-        denied = subprocess.run(
-            [str(REPO_ROOT / "scripts" / "trigger.sh"), served.url],
-            env=client_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        denied = trigger_sh(served.url, client_env, timeout=60)
         assert denied.returncode == 2 and "401" in denied.stderr
         assert get(served.url + "/runs")[0] == 401
         assert get(served.url + "/health")[0] == 200
-        ok = subprocess.run(
-            [str(REPO_ROOT / "scripts" / "trigger.sh"), served.url],
-            env={**client_env, "API_TOKEN": "tok-123"},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        ok = trigger_sh(served.url, {**client_env, "API_TOKEN": "tok-123"}, timeout=600)
         assert ok.returncode == 0, ok.stdout + ok.stderr
     finally:
         served.stop()
@@ -198,10 +186,5 @@ def test_trigger_sh_honours_api_token(embedded_env, tmp_path):
 
 
 def test_trigger_sh_reports_an_unreachable_api():
-    done = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "trigger.sh"), f"http://127.0.0.1:{free_port()}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = trigger_sh(f"http://127.0.0.1:{free_port()}", dict(os.environ), timeout=60)
     assert done.returncode == 2 and "cannot reach" in done.stderr
