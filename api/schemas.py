@@ -55,7 +55,11 @@ class Run(BaseModel):
     duration_seconds: float | None = None
     steps: list[Step]
     progress: Progress | None = Field(None, description="live progress while the run is running")
-    error: str | None = Field(None, description="on failure: what failed and why, in words")
+    error: str | None = Field(
+        None,
+        description="on failure: what failed and why, in words; on a success whose docs step failed: why the "
+        "docs site was not updated (the mart was published)",
+    )
     failures: list[Failure] = Field(default_factory=list, description="on failure: the failed dbt nodes")
     links: RunLinks
 
