@@ -6,18 +6,29 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
 
 from api.config import REPO_ROOT, Settings
-from api.core.database import Database, EmbeddedPostgres
+from api.core.database import Database, EmbeddedPostgres, free_port
 from tests.datasets import copy_canonical
+
+__all__ = ["free_port"]  # for the tests: a free TCP port on 127.0.0.1
+
+T = TypeVar("T")
+
+#: A full successful run takes ~25 s on two cores; allow for a slow machine.
+RUN_TIMEOUT = 240
+FINISHED = ("success", "failed")
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +96,33 @@ def run_cli(settings: Settings, *args: str, **extra_env: str) -> subprocess.Comp
         text=True,
         timeout=600,
     )
+
+
+def mart_rows(db: Database, schema: str = "marts") -> list[dict]:
+    """The features mart (published, or a run's build schema), ordered by user_id."""
+    with db.connect(row_factory=dict_row) as conn:
+        return conn.execute(f"select * from {schema}.user_features order by user_id").fetchall()  # noqa: S608
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
+    """Call `check` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for_run(client: Any, run_id: int, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
+    """Poll GET /runs/{run_id} (TestClient or httpx.Client) until the run has finished; return its JSON."""
+
+    def finished() -> dict[str, Any] | None:
+        response = client.get(f"/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return body if body["status"] in FINISHED else None
+
+    return wait_until(finished, timeout, f"run {run_id} to finish", interval=0.1)

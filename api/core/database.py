@@ -78,7 +78,7 @@ def _bin_dir() -> Path:
     return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -183,7 +183,7 @@ class EmbeddedPostgres:
             if not (self.pgdata / "PG_VERSION").exists():
                 log.info("initialising embedded Postgres in %s", self.pgdata)
                 self._init()
-            port = self.port or _free_port()
+            port = self.port or free_port()
             self._pg(
                 "pg_ctl", "-D", str(self.pgdata), "-l", str(self.logfile), "-o", f"-p {port}", "-w", "-t", "60",
                 "start",

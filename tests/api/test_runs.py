@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import time
 
+from fastapi.testclient import TestClient
+
 from api.core import runs
-from tests.api.conftest import wait_for
+from api.main import create_app
+from tests.conftest import run_cli, wait_for_run
 
 
 def test_history_is_newest_first_and_paginated(client):
@@ -22,10 +25,6 @@ def test_history_is_newest_first_and_paginated(client):
 
 def test_runs_left_running_by_a_dead_process_are_marked_interrupted(settings, database):
     """A run row whose process died (nobody holds the run lock) is failed at the next start-up."""
-    from fastapi.testclient import TestClient
-
-    from api.main import create_app
-
     runs.ensure_schema(database)
     handle = runs.start_run(database, {"source": "test"})
     handle.update(status="running")
@@ -34,24 +33,16 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(settings, da
         run = client.get(f"/runs/{handle.run_id}").json()
         assert run["status"] == "failed" and run["error"].startswith("interrupted")
         assert run["finished_at"] is not None
-        assert wait_for(client, client.post("/trigger").json()["run_id"])["status"] == "success"
+        assert wait_for_run(client, client.post("/trigger").json()["run_id"])["status"] == "success"
 
 
 def test_history_survives_a_restart(settings, client):
     run_id = client.post("/trigger?wait=true").json()["run_id"]
-    from fastapi.testclient import TestClient
-
-    from api.main import create_app
-
     with TestClient(create_app(settings)) as again:
         assert again.get(f"/runs/{run_id}").json()["status"] == "success"
 
 
 def test_stopping_the_api_mid_run_records_the_run_as_interrupted(settings, database):
-    from fastapi.testclient import TestClient
-
-    from api.main import create_app
-
     with TestClient(create_app(settings)) as client:
         run_id = client.post("/trigger").json()["run_id"]
         deadline = time.monotonic() + 120
@@ -74,8 +65,6 @@ def test_a_direct_dbt_command_holding_the_lock_gets_a_clear_409(client, database
 
 
 def test_dbt_sh_refuses_to_write_while_an_api_run_holds_the_lock(settings, database):
-    from tests.conftest import run_cli
-
     runs.ensure_schema(database)
     handle = runs.start_run(database, {"source": "test"})
     try:

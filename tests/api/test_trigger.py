@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.api.conftest import wait_for
+from tests.conftest import wait_for_run
 from tests.datasets import set_cell
 
 
@@ -55,7 +55,7 @@ def test_a_second_trigger_during_a_run_gets_409_naming_it(client):
     assert second.json()["active_run_id"] == first["run_id"]
     assert str(first["run_id"]) in second.json()["detail"]
     assert client.get("/trigger").status_code == 409
-    assert wait_for(client, first["run_id"])["status"] == "success"
+    assert wait_for_run(client, first["run_id"])["status"] == "success"
     assert client.post("/trigger?wait=true").json()["status"] == "success"
 
 

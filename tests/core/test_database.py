@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import psycopg
 import pytest
 
 from api.config import REPO_ROOT
-from api.core.database import Database, EmbeddedPostgres, open_database
+from api.core.database import Database, EmbeddedPostgres, free_port, open_database
 
 
 def test_database_url_is_used_as_given_and_never_logged_with_its_password():
@@ -53,9 +52,7 @@ def test_embedded_server_is_started_once_reused_and_stopped_by_its_starter(tmp_p
 
 
 def test_embedded_server_listens_on_loopback_tcp_only_and_honours_pg_port(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        wanted = s.getsockname()[1]
+    wanted = free_port()
     with open_database(None, tmp_path / "state", pg_port=wanted) as db:
         assert int(db.params["port"]) == wanted
         with db.connect() as conn:

@@ -7,19 +7,12 @@ import json
 import shutil
 
 import pytest
-from psycopg.rows import dict_row
 
-from api.core.database import Database
 from api.core.dbt import run_dbt
 from api.core.failures import collect, summarize
-from tests.conftest import run_cli
+from tests.conftest import mart_rows, run_cli
 from tests.datasets import copy_canonical, messy_variants, quoted_value_variants, random_dataset, set_cell
 from tests.expected import CANONICAL, assert_rows_match, compute
-
-
-def mart_rows(db: Database, schema: str = "marts") -> list[dict]:
-    with db.connect(row_factory=dict_row) as conn:
-        return conn.execute(f"select * from {schema}.user_features order by user_id").fetchall()  # noqa: S608
 
 
 def build(settings) -> None:

@@ -10,13 +10,11 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psycopg
@@ -29,42 +27,13 @@ from api.config import REPO_ROOT, Settings
 from api.core import publish, runs
 from api.core.database import Database
 from api.main import create_app
-from tests.conftest import python_env, run_cli
+from tests.conftest import RUN_TIMEOUT, free_port, python_env, run_cli, wait_until
 
-T = TypeVar("T")
-
-#: A full successful run takes ~25 s on two cores; allow for a slow machine.
-RUN_TIMEOUT = 240
-FINISHED = ("success", "failed")
 PUBLISHED_SCHEMAS = publish.BUILD_SCHEMAS
 _RUN_SCHEMA = re.compile(rf"^({'|'.join(PUBLISHED_SCHEMAS)})__")
 
 
 # --------------------------------------------------------------------------- waiting
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
-    """Call `check` until it returns something truthy (returned), or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def wait_for_run(client: httpx.Client | TestClient, run_id: int, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
-    """Poll GET /runs/{run_id} until the run has finished; return its JSON."""
-
-    def finished() -> dict[str, Any] | None:
-        response = client.get(f"/runs/{run_id}")
-        assert response.status_code == 200, response.text
-        body = response.json()
-        return body if body["status"] in FINISHED else None
-
-    return wait_until(finished, timeout, f"run {run_id} to finish", interval=0.1)
 
 
 def trigger_and_wait(client: httpx.Client | TestClient) -> dict[str, Any]:
@@ -161,12 +130,6 @@ def dbt_command(pid: int) -> str | None:
 def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ApiServer:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import shutil
 
-from psycopg.rows import dict_row
-
+from tests.conftest import mart_rows
 from tests.datasets import bad_variants, copy_canonical, messy_variants, quoted_value_variants
 from tests.expected import assert_rows_match, compute
 from tests.reliability.conftest import build_schemas, dump_published, trigger_and_wait
@@ -26,11 +25,6 @@ ISSUE_FAULTS = {
 def reset(data_dir) -> None:
     shutil.rmtree(data_dir)
     copy_canonical(data_dir)
-
-
-def mart_rows(database) -> list[dict]:
-    with database.connect(row_factory=dict_row) as conn:
-        return conn.execute("select * from marts.user_features order by user_id").fetchall()
 
 
 def test_every_bad_input_fails_its_run_and_leaves_the_published_mart_alone(client, settings, database, tmp_path):

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.reliability.conftest import wait_for_run
+from tests.conftest import wait_for_run
 
 pytestmark = pytest.mark.slow
 

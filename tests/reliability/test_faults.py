@@ -17,30 +17,23 @@ from pydantic import SecretStr
 
 from api.core import runs
 from api.core.database import Database, EmbeddedPostgres
+from tests.conftest import free_port, mart_rows, wait_for_run, wait_until
 from tests.expected import assert_rows_match, compute
 from tests.reliability.conftest import (
     build_schemas,
     dbt_blocked_on,
     dump_published,
-    free_port,
     pid_alive,
     publish_quickly,
     run_row,
     trigger,
     trigger_and_wait,
-    wait_for_run,
-    wait_until,
 )
 
 pytestmark = pytest.mark.slow
 
 #: A table of run N that dbt reads early in each step; holding a lock on it keeps dbt mid-statement.
 BLOCKED_ON = {"run": "raw__r{}.users", "test": "marts__r{}.user_features"}
-
-
-def mart_rows(db: Database) -> list[dict]:
-    with db.connect(row_factory=dict_row) as conn:
-        return conn.execute("select * from marts.user_features order by user_id").fetchall()
 
 
 def assert_failed_in(run: dict, step: str) -> None:

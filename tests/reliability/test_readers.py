@@ -12,7 +12,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from api.core.database import Database
-from tests.reliability.conftest import FINISHED, RUN_TIMEOUT, current_step, publish_quickly, trigger, wait_until
+from tests.conftest import FINISHED, RUN_TIMEOUT, wait_until
+from tests.reliability.conftest import current_step, publish_quickly, trigger
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,13 +17,7 @@ import psutil
 import pytest
 
 from api.config import REPO_ROOT
-from tests.conftest import python_env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port, python_env
 
 
 def leftovers(marker: str) -> list[str]:
