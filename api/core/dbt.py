@@ -22,6 +22,9 @@ from typing import IO, Any
 
 from api.config import DBT_PROJECT_DIR
 
+#: The dbt adapter plugin `pgcopy` (seeds by COPY): on PYTHONPATH for every dbt we start.
+ADAPTER_DIR = DBT_PROJECT_DIR / "adapter"
+
 #: Environment variables of ours that dbt must not see (secrets it does not need).
 _HIDDEN_FROM_DBT = ("DATABASE_URL", "API_TOKEN")
 
@@ -89,6 +92,7 @@ def dbt_environment(extra: Mapping[str, str]) -> dict[str, str]:
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         DBT_PROFILES_DIR=str(DBT_PROJECT_DIR),
         DBT_PROJECT_DIR=str(DBT_PROJECT_DIR),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ADAPTER_DIR), os.environ.get("PYTHONPATH")])),
     )
     env.update(extra)
     return env
