@@ -1,10 +1,16 @@
-"""The job: prepare the input, `dbt seed`, `dbt run`, `dbt test` into the run's own schemas, publish them,
-then `dbt docs generate`. Runs in a background thread of the process that triggered it; its state is written
-to `ops.runs` as it goes, so any process can serve it."""
+"""The job: prepare the input, `dbt seed`, `dbt run`, `dbt test` into the build schemas, publish them, then
+`dbt docs generate`. Runs in a background thread of the process that triggered it; its state is written to
+`ops.runs` as it goes, so any process can serve it.
+
+dbt runs in the API's warm worker (api/core/dbt.py), which parsed the project once: every run builds into the
+same `*__build` schemas from the same `STATE_DIR/build/seeds` folder, so one parsed manifest serves every run
+(the run lock makes sure only one run uses them at a time). Each run keeps its log and dbt artifacts in
+`STATE_DIR/runs/<run_id>/`."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -12,6 +18,7 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,13 +30,16 @@ from api.config import Settings
 from api.core import failures as failure_report
 from api.core import publish, runs
 from api.core.database import Database
-from api.core.dbt import Progress, run_dbt
+from api.core.dbt import DbtResult, DbtWorker, Progress, run_dbt
 from api.core.seeds import DataError, prepare_seeds
 
 log = logging.getLogger(__name__)
 
 KEEP_RUN_DIRS = 30
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
+#: The API's test step runs the data tests. Unit tests check the models' logic, not the data: they run in
+#: scripts/test.sh and in `scripts/dbt.sh build`, as dbt Labs recommends, not on every rebuild.
+TEST_ARGS = ("test", "--exclude-resource-type", "unit_test")
 
 
 def now() -> datetime:
@@ -55,30 +65,40 @@ def docs_dir(settings: Settings) -> Path:
     return settings.state_dir / "docs" / "current"
 
 
+def build_dir(settings: Settings) -> Path:
+    """What every run reuses: the normalised input (`seeds/`) and dbt's targets (`target/` for the build, `docs/`
+    for the docs of the published schemas), so that dbt's parsed manifests stay valid from run to run."""
+    return settings.state_dir / "build"
+
+
+def dbt_env(settings: Settings, db: Database, suffix: str) -> dict[str, str]:
+    """The environment dbt is parsed and run with (DBT_SCHEMA_SUFFIX and DBT_SEEDS_DIR are fixed at parse time)."""
+    return {
+        **db.dbt_env(),
+        "DBT_SEEDS_DIR": str(build_dir(settings) / "seeds"),
+        "DBT_SCHEMA_SUFFIX": suffix,
+        "DBT_THREADS": str(settings.dbt_threads),
+    }
+
+
 class RunExecution:
     """One run, executed step by step in the calling thread."""
 
-    def __init__(self, settings: Settings, db: Database, handle: runs.RunHandle) -> None:
+    def __init__(self, settings: Settings, db: Database, handle: runs.RunHandle, worker: DbtWorker) -> None:
         self.settings = settings
         self.db = db
         self.handle = handle
+        self.worker = worker
         self.run_id = handle.run_id
         self.run_dir = settings.state_dir / "runs" / str(self.run_id)
-        self.suffix = publish.build_suffix(self.run_id)
+        self.build_dir = build_dir(settings)
+        self.suffix = publish.BUILD_SUFFIX
         self.steps = runs.initial_steps()
         self.dbt_pid: int | None = None
         self.stop_requested = False
         self._last_progress = 0.0
 
     # -- helpers -----------------------------------------------------------------------------------------
-    def _dbt_env(self, suffix: str) -> dict[str, str]:
-        return {
-            **self.db.dbt_env(),
-            "DBT_SEEDS_DIR": str(self.run_dir / "seeds"),
-            "DBT_SCHEMA_SUFFIX": suffix,
-            "DBT_THREADS": str(self.settings.dbt_threads),
-        }
-
     def _on_start(self, pid: int) -> None:
         self.dbt_pid = pid
         self.handle.update(dbt_pid=pid)
@@ -95,17 +115,19 @@ class RunExecution:
 
         return report
 
-    def _dbt(self, args: list[str], log_file: IO[str], step: str, suffix: str) -> StepOutcome:
+    def _dbt(self, args: Sequence[str], log_file: IO[str], step: str, suffix: str, target: str) -> StepOutcome:
         result = run_dbt(
             args,
-            env=self._dbt_env(suffix),
-            target_path=self.run_dir / "target",
+            env=dbt_env(self.settings, self.db, suffix),
+            target_path=self.build_dir / target,
             log=log_file,
             on_progress=self._progress(step),
             on_start=self._on_start,
+            worker=self.worker,
         )
         self.dbt_pid = None
         self.handle.update(dbt_pid=None)  # the column names a running dbt only, never a finished one
+        self._keep_artifacts(result)
         if result.ok:
             return StepOutcome(ok=True, exit_code=0)
         try:
@@ -116,30 +138,48 @@ class RunExecution:
         error = failure_report.summarize(" ".join(args), result, found)
         return StepOutcome(ok=False, exit_code=result.exit_code, error=error, failures=found)
 
+    def _keep_artifacts(self, result: DbtResult) -> None:
+        """Keep this run's dbt artifacts in its own folder: manifest.json and catalog.json as dbt wrote them last,
+        run_results.json with the results of every step of the run so far."""
+        folder = self.run_dir / "artifacts"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in ("manifest.json", "catalog.json"):
+                if (result.target_path / name).exists() and result.args[0] in ("seed", "docs"):
+                    shutil.copyfile(result.target_path / name, folder / name)
+            merged_path = folder / "run_results.json"
+            fresh = json.loads((result.target_path / "run_results.json").read_text())
+            if merged_path.exists():
+                fresh["results"] = json.loads(merged_path.read_text())["results"] + fresh["results"]
+            merged_path.write_text(json.dumps(fresh))
+        except (OSError, ValueError, KeyError):
+            log.warning("run %s: could not keep the dbt artifacts of %s", self.run_id, result.args, exc_info=True)
+
     # -- steps -------------------------------------------------------------------------------------------
     def step_seed(self, log_file: IO[str]) -> StepOutcome:
+        publish.drop_build(self.handle.conn, self.suffix)  # whatever a dead run left there
         log_file.write(f"preparing input files from {self.settings.data_dir}\n")
         try:
-            prepared = prepare_seeds(self.settings.data_dir, self.run_dir / "seeds")
+            prepared = prepare_seeds(self.settings.data_dir, self.build_dir / "seeds")
         except DataError as exc:
             log_file.write(f"{exc}\n")
             return StepOutcome(ok=False, error=f"the input data was rejected, nothing was loaded:\n{exc}")
         log_file.write(f"input ok: {prepared.row_counts}\n")
-        return self._dbt(["seed"], log_file, "seed", self.suffix)
+        return self._dbt(["seed"], log_file, "seed", self.suffix, "target")
 
     def step_run(self, log_file: IO[str]) -> StepOutcome:
-        return self._dbt(["run"], log_file, "run", self.suffix)
+        return self._dbt(["run"], log_file, "run", self.suffix, "target")
 
     def step_test(self, log_file: IO[str]) -> StepOutcome:
-        return self._dbt(["test"], log_file, "test", self.suffix)
+        return self._dbt(TEST_ARGS, log_file, "test", self.suffix, "target")
 
     def step_publish(self, log_file: IO[str]) -> StepOutcome:
-        publish.publish(self.handle.conn, self.suffix)
+        publish.publish(self.handle.conn, self.suffix, publish.retired_suffix(self.run_id))
         log_file.write(f"published schemas {', '.join(publish.BUILD_SCHEMAS)} from run {self.run_id}\n")
         return StepOutcome(ok=True)
 
     def step_docs(self, log_file: IO[str]) -> StepOutcome:
-        outcome = self._dbt(["docs", "generate"], log_file, "docs", "")
+        outcome = self._dbt(["docs", "generate"], log_file, "docs", "", "docs")
         if outcome.ok:
             self._install_docs()
         return outcome
@@ -149,7 +189,7 @@ class RunExecution:
         site = root / f"run-{self.run_id}"
         site.mkdir(parents=True, exist_ok=True)
         for name in DOCS_FILES:
-            shutil.copy2(self.run_dir / "target" / name, site / name)
+            shutil.copy2(self.build_dir / "docs" / name, site / name)
         link = root / f".current-{self.run_id}"
         link.unlink(missing_ok=True)
         link.symlink_to(site.name)
@@ -237,6 +277,7 @@ class JobRunner:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
+        self.worker = DbtWorker()
         self._threads: dict[int, threading.Thread] = {}
         self._executions: dict[int, RunExecution] = {}
         self._lock = threading.Lock()
@@ -254,12 +295,25 @@ class JobRunner:
                     log.info("dropped leftover build schemas %s", dropped)
         except runs.RunBusy:
             pass  # another process is running a job; its schemas are not leftovers
+        threading.Thread(target=self._warm_up, name="dbt-warm-up", daemon=True).start()
         return interrupted
+
+    def _warm_up(self) -> None:
+        """Have the worker import dbt and parse the project for builds and for docs, before the first trigger."""
+        folder = build_dir(self.settings)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / "warm-up.log", "w", encoding="utf-8") as log_file:
+                for suffix, target in ((publish.BUILD_SUFFIX, "target"), ("", "docs")):
+                    env = dbt_env(self.settings, self.db, suffix)
+                    run_dbt(["parse"], env=env, target_path=folder / target, log=log_file, worker=self.worker)
+        except Exception:
+            log.warning("the dbt worker could not parse the project ahead of a run", exc_info=True)
 
     def trigger(self, trigger: dict[str, Any]) -> int:
         """Start a run; raises runs.RunBusy when one is active anywhere."""
         handle = runs.start_run(self.db, trigger)
-        execution = RunExecution(self.settings, self.db, handle)
+        execution = RunExecution(self.settings, self.db, handle, self.worker)
         thread = threading.Thread(target=self._execute, args=(execution,), name=f"run-{handle.run_id}", daemon=True)
         with self._lock:
             self._threads[handle.run_id] = thread
@@ -294,6 +348,7 @@ class JobRunner:
             execution.stop()
         for thread in list(self._threads.values()):
             thread.join(timeout)
+        self.worker.close()
 
     def _prune(self) -> None:
         root = self.settings.state_dir / "runs"

@@ -33,7 +33,7 @@ from tests.reliability.conftest import (
 pytestmark = pytest.mark.slow
 
 #: A table of run N that dbt reads early in each step; holding a lock on it keeps dbt mid-statement.
-BLOCKED_ON = {"run": "raw__r{}.users", "test": "marts__r{}.user_features"}
+BLOCKED_ON = {"run": "raw__build.users", "test": "marts__build.user_features"}
 
 
 def assert_failed_in(run: dict, step: str) -> None:
