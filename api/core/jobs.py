@@ -31,7 +31,8 @@ from api.core import failures as failure_report
 from api.core import publish, runs
 from api.core.database import Database
 from api.core.dbt import DbtResult, DbtWorker, Progress, run_dbt
-from api.core.seeds import DataError, prepare_seeds
+from api.core.dbt_worker import NO_WRITE_JSON
+from api.core.seeds import SEED_FILES, DataError, prepare_seeds
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ KEEP_RUN_DIRS = 30
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
 #: The API's test step runs the data tests. Unit tests check the models' logic, not the data: they run in
 #: scripts/test.sh and in `scripts/dbt.sh build`, as dbt Labs recommends, not on every rebuild.
-TEST_ARGS = ("test", "--exclude-resource-type", "unit_test")
+TEST_ARGS = ("test", "--exclude-resource-type", "unit_test", NO_WRITE_JSON)
 
 
 def now() -> datetime:
@@ -145,7 +146,7 @@ class RunExecution:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for name in ("manifest.json", "catalog.json"):
-                if (result.target_path / name).exists() and result.args[0] in ("seed", "docs"):
+                if (result.target_path / name).exists() and result.args[0] in ("seed", "docs"):  # new ones
                     shutil.copyfile(result.target_path / name, folder / name)
             merged_path = folder / "run_results.json"
             fresh = json.loads((result.target_path / "run_results.json").read_text())
@@ -165,10 +166,10 @@ class RunExecution:
             log_file.write(f"{exc}\n")
             return StepOutcome(ok=False, error=f"the input data was rejected, nothing was loaded:\n{exc}")
         log_file.write(f"input ok: {prepared.row_counts}\n")
-        return self._dbt(["seed"], log_file, "seed", self.suffix, "target")
+        return self._dbt(["seed", NO_WRITE_JSON], log_file, "seed", self.suffix, "target")
 
     def step_run(self, log_file: IO[str]) -> StepOutcome:
-        return self._dbt(["run"], log_file, "run", self.suffix, "target")
+        return self._dbt(["run", NO_WRITE_JSON], log_file, "run", self.suffix, "target")
 
     def step_test(self, log_file: IO[str]) -> StepOutcome:
         return self._dbt(TEST_ARGS, log_file, "test", self.suffix, "target")
@@ -302,7 +303,10 @@ class JobRunner:
         """Have the worker import dbt and parse the project for builds and for docs, before the first trigger."""
         folder = build_dir(self.settings)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "seeds").mkdir(parents=True, exist_ok=True)
+            for name, columns in SEED_FILES.items():  # dbt parses a seed only when its file exists
+                if not (folder / "seeds" / name).exists():
+                    (folder / "seeds" / name).write_text(",".join(c.name for c in columns) + "\n")
             with open(folder / "warm-up.log", "w", encoding="utf-8") as log_file:
                 for suffix, target in ((publish.BUILD_SUFFIX, "target"), ("", "docs")):
                     env = dbt_env(self.settings, self.db, suffix)

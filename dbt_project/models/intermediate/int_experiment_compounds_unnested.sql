@@ -6,33 +6,36 @@ experiments as (
 
 ),
 
-tokens as (
-
-    select
-        experiments.experiment_id,
-        experiments.user_id,
-        list_tokens.compound_token,
-        list_tokens.token_position
-
-    from experiments
-    cross join
-        lateral unnest(string_to_array(experiments.experiment_compound_ids, ';'))
-        with ordinality as list_tokens (compound_token, token_position)
-
-),
-
-parsed as (
+lists as (
 
     select
         experiment_id,
         user_id,
-        compound_token,
-        token_position,
-        -- the digits of a well-formed token (blanks and leading zeros dropped), else null;
-        -- nothing is cast unless it is digits only, so a malformed list never errors here
-        substring(compound_token from '^\s*0*([0-9]{1,10})\s*$') as compound_digits
+        string_to_array(experiment_compound_ids, ';') as compound_tokens,
+        -- one regular expression per list: a well-formed list is cast as a whole (fast);
+        -- any other list is null here and its tokens are read one by one below
+        case
+            when experiment_compound_ids ~ '^\s*[0-9]{1,18}\s*(;\s*[0-9]{1,18}\s*)*$'
+                then cast(string_to_array(experiment_compound_ids, ';') as bigint[])
+        end as compound_values
 
-    from tokens
+    from experiments
+
+),
+
+tokens as (
+
+    select
+        lists.experiment_id,
+        lists.user_id,
+        list_tokens.compound_token,
+        list_tokens.compound_value,
+        list_tokens.token_position
+
+    from lists
+    cross join
+        lateral unnest(lists.compound_tokens, lists.compound_values)
+        with ordinality as list_tokens (compound_token, compound_value, token_position)
 
 ),
 
@@ -43,13 +46,17 @@ typed as (
         user_id,
         compound_token,
         token_position,
-        -- compound_digits is null or 1-10 digits, so this cast cannot fail
         case
-            when cast(compound_digits as bigint) <= 2147483647
-                then cast(compound_digits as integer)
+            when compound_value is not null
+                then case when compound_value <= 2147483647 then cast(compound_value as integer) end
+            -- a token of a malformed list: digits with optional blanks (leading zeros dropped)
+            -- are an id if they fit an integer; nothing else is cast, so nothing here errors
+            when substring(compound_token from '^\s*0*([0-9]{1,10})\s*$') is not null
+                and cast(substring(compound_token from '^\s*0*([0-9]{1,10})\s*$') as bigint) <= 2147483647
+                then cast(substring(compound_token from '^\s*0*([0-9]{1,10})\s*$') as integer)
         end as compound_id
 
-    from parsed
+    from tokens
 
 ),
 
