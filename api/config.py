@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     pg_port: int | None = Field(default=None, description="port of the embedded Postgres; unset: a free one")
     dbt_threads: int = Field(default=4, ge=1)
+    run_timeout: float = Field(default=3600, gt=0, description="seconds; a run still going then is cancelled")
 
     def resolved(self) -> Settings:
         """The same settings with absolute paths, so that subprocesses see the same folders."""

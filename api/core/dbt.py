@@ -200,27 +200,37 @@ class DbtWorker:
                 yield ("line", "the dbt worker is not running; it is started again for the next command")
                 yield ("exit", -signal.SIGKILL)
                 return
-            for raw in proc.stdout:
-                if raw.startswith(CONTROL):
-                    message = json.loads(raw[len(CONTROL) :])
-                    if "exit" in message:
-                        yield ("exit", int(message["exit"]))
-                        return
-                    yield ("started", int(message["started"]))
-                else:
-                    yield ("line", raw.rstrip("\n"))
-            code = proc.wait()
-            yield ("line", f"the dbt worker died (exit code {code}); it is started again for the next command")
-            yield ("exit", -signal.SIGKILL)
+            finished = False
+            try:
+                for raw in proc.stdout:
+                    if raw.startswith(CONTROL):
+                        message = json.loads(raw[len(CONTROL) :])
+                        if "exit" in message:
+                            finished = True
+                            yield ("exit", int(message["exit"]))
+                            return
+                        yield ("started", int(message["started"]))
+                    else:
+                        yield ("line", raw.rstrip("\n"))
+                finished = True
+                code = proc.wait()
+                yield ("line", f"the dbt worker died (exit code {code}); it is started again for the next command")
+                yield ("exit", -signal.SIGKILL)
+            finally:
+                if not finished:  # the caller gave up mid-command: the rest of its output would confuse the next
+                    self._kill()
 
-    def close(self) -> None:
-        """Stop the worker (its children die with it)."""
-        self._spawns.put(None)
+    def _kill(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+    def close(self) -> None:
+        """Stop the worker (its children die with it)."""
+        self._spawns.put(None)
+        self._kill()
 
 
 def _subprocess_stream(args: Sequence[str], env: Mapping[str, str]) -> Iterator[tuple[str, Any]]:

@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ import psycopg
 from api.config import Settings
 from api.core import failures as failure_report
 from api.core import publish, runs
+from api.core.control import Watchdog, interrupt
 from api.core.database import Database
 from api.core.dbt import DbtResult, DbtWorker, Progress, run_dbt
 from api.core.dbt_worker import NO_WRITE_JSON
@@ -97,11 +99,14 @@ class RunExecution:
         self.steps = runs.initial_steps()
         self.dbt_pid: int | None = None
         self.stop_requested = False
+        self.cancel_reason: str | None = None
         self._last_progress = 0.0
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _on_start(self, pid: int) -> None:
         self.dbt_pid = pid
+        if self.cancel_reason:  # cancelled while this command was being started
+            interrupt(pid)
         self.handle.update(dbt_pid=pid)
 
     def _progress(self, step: str):
@@ -166,6 +171,8 @@ class RunExecution:
             log_file.write(f"{exc}\n")
             return StepOutcome(ok=False, error=f"the input data was rejected, nothing was loaded:\n{exc}")
         log_file.write(f"input ok: {prepared.row_counts}\n")
+        if self.stop_requested:  # cancelled while the input was being validated
+            return StepOutcome(ok=False, error="stopped before dbt seed")
         return self._dbt(["seed", NO_WRITE_JSON], log_file, "seed", self.suffix, "target")
 
     def step_run(self, log_file: IO[str]) -> StepOutcome:
@@ -205,15 +212,17 @@ class RunExecution:
         self.handle.update(steps=self.steps)
 
     def execute(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.run_dir / "dbt.log"
+        """Run the steps in order, stopping at the first failure or at a cancel. Whatever happens (even a full
+        disk), the outcome is recorded in ops.runs before anything is written to a file: the log only gets what
+        can still be written."""
         status, error, found, published = "failed", None, [], False
-        self.handle.update(status="running", started_at=now(), log_path=str(log_path), steps=self.steps)
-        with open(log_path, "a", encoding="utf-8") as log_file:
+        log_file = BestEffortLog(self.run_dir / "dbt.log")
+        self.handle.update(status="running", started_at=now(), log_path=str(log_file.path), steps=self.steps)
+        with Watchdog(self.db, self.run_id, self.settings.run_timeout, self.cancel):
             try:
                 for index, step in enumerate(self.steps):
                     if self.stop_requested:
-                        error = f"interrupted: the API was stopped before step {step['name']}"
+                        error = self._stopped_reason(f"before step {step['name']}")
                         break
                     self._set_step(index, status="running", started_at=now().isoformat())
                     self.handle.update(progress={"step": step["name"], **Progress().as_dict()})
@@ -226,7 +235,7 @@ class RunExecution:
                     )
                     published = published or (step["name"] == "publish" and outcome.ok)
                     if not outcome.ok and self.stop_requested:
-                        error = f"interrupted: the API was stopped during step {step['name']}"
+                        error = self._stopped_reason(f"during step {step['name']}")
                         break
                     if not outcome.ok:
                         error = f"step {step['name']} failed: {outcome.error}"
@@ -238,27 +247,44 @@ class RunExecution:
                 log.exception("run %s crashed", self.run_id)
                 log_file.write(traceback.format_exc())
                 error = f"internal error in the job: {type(exc).__name__}: {exc}"
-            finally:
-                if published and status != "success":
-                    # The mart is out: the run succeeded. Only the docs site is stale; say why.
-                    status, error = "success", f"the mart was published, but the docs were not updated: {error}"
-                for s in self.steps:
-                    if s["status"] == "running":
-                        s.update(status="failed", finished_at=now().isoformat())
-                    elif s["status"] == "pending":
-                        s["status"] = "skipped"
-                log_file.write(f"run {self.run_id} {status}\n")
-                if error:
-                    log_file.write(error + "\n")
-        self.kill_dbt_if_running()  # a step that crashed may have left its dbt running: stop it writing
-        try:
+        self.kill_dbt_if_running(signal.SIGKILL)  # a step that crashed may have left its dbt running
+        if published and status != "success":
+            # The mart is out: the run succeeded. Only the docs site is stale; say why.
+            status, error = "success", f"the mart was published, but the docs were not updated: {error}"
+        elif self.cancel_reason and status != "success":
+            status = "cancelled"
+        for s in self.steps:
+            if s["status"] == "running":
+                s.update(status="failed", finished_at=now().isoformat())
+            elif s["status"] == "pending":
+                s["status"] = "skipped"
+        try:  # before the outcome is recorded, so that a finished run never leaves its build schemas behind
             publish.drop_build(self.handle.conn, self.suffix)
-        except Exception:
+        except Exception:  # they are dropped at the next run's start, or at the next API start-up
             log.warning("could not drop the build schemas of run %s", self.run_id, exc_info=True)
         self.handle.update(
             status=status, finished_at=now(), steps=self.steps, error=error, failures=found or None,
             progress=None, dbt_pid=None,
         )  # fmt: skip
+        log_file.write(f"run {self.run_id} {status}\n" + (f"{error}\n" if error else ""))
+        log_file.close()
+
+    def _stopped_reason(self, when: str) -> str:
+        if self.cancel_reason:
+            return f"{self.cancel_reason} ({when})"
+        return f"interrupted: the API was stopped {when}"
+
+    def cancel(self, reason: str) -> None:
+        """Cancel the run: no further step, and its dbt is interrupted (SIGINT, then SIGKILL after a grace
+        period). The build schemas are dropped as for any failed run; the published mart is untouched."""
+        if self.cancel_reason:
+            return
+        self.cancel_reason = reason
+        self.stop_requested = True
+        log.info("run %s: cancelling: %s", self.run_id, reason)
+        pid = self.dbt_pid
+        if pid:
+            interrupt(pid)
 
     def stop(self) -> None:
         """Asked by a shutting-down API: end the current dbt and run no further step."""
@@ -272,6 +298,50 @@ class RunExecution:
                 os.killpg(pid, sig)
 
 
+class BestEffortLog:
+    """The run's text log. Writing to it never raises: on a full disk (ENOSPC) or any other I/O error the run
+    goes on, and records its outcome in the database, with the log cut short."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        except OSError:
+            log.warning("cannot write the log %s", path, exc_info=True)
+
+    def write(self, text: str) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(text)
+            self._file.flush()
+        except OSError:
+            log.warning("cannot write the log %s any more", self.path, exc_info=True)
+            self.close()
+
+    def flush(self) -> None:
+        pass  # every write is flushed
+
+    def close(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
+
+
+#: Every JobRunner of this process, for interrupt_all_runs().
+_RUNNERS: weakref.WeakSet[JobRunner] = weakref.WeakSet()
+
+
+def interrupt_all_runs() -> None:
+    """Called on SIGTERM/SIGINT: every run of this process stops its dbt and records itself interrupted. Returns
+    at once (it may run inside a signal handler); the runs' threads do the recording."""
+    for runner in list(_RUNNERS):
+        runner.interrupt()
+
+
 class JobRunner:
     """Starts runs in background threads of this process and lets callers wait for them."""
 
@@ -279,6 +349,7 @@ class JobRunner:
         self.settings = settings
         self.db = db
         self.worker = DbtWorker()
+        _RUNNERS.add(self)
         self._threads: dict[int, threading.Thread] = {}
         self._executions: dict[int, RunExecution] = {}
         self._lock = threading.Lock()
@@ -344,12 +415,16 @@ class JobRunner:
         thread.join(timeout)
         return not thread.is_alive()
 
-    def shutdown(self, timeout: float = 30) -> None:
-        """Stop: end the dbt process of an active run, which then records itself as failed."""
+    def interrupt(self) -> None:
+        """End the dbt process of every active run, which then records itself as failed (interrupted)."""
         with self._lock:
             executions = list(self._executions.values())
         for execution in executions:
             execution.stop()
+
+    def shutdown(self, timeout: float = 30) -> None:
+        """Stop: end the dbt process of an active run, which then records itself as failed."""
+        self.interrupt()
         for thread in list(self._threads.values()):
             thread.join(timeout)
         self.worker.close()

@@ -59,7 +59,11 @@ def drop_schemas(conn: psycopg.Connection, names: list[str]) -> None:
 
 
 def drop_build(conn: psycopg.Connection, suffix: str) -> None:
-    drop_schemas(conn, [s + suffix for s in BUILD_SCHEMAS])
+    """Drop the build schemas; gives up (psycopg.errors.LockNotAvailable) rather than wait for long on a session
+    that holds a lock in them."""
+    with conn.transaction():
+        conn.execute("set local lock_timeout = '5s'")
+        drop_schemas(conn, [s + suffix for s in BUILD_SCHEMAS])
 
 
 def drop_leftovers(conn: psycopg.Connection) -> list[str]:
