@@ -6,21 +6,27 @@ shared two-core machine means little:
   (`dbt seed`, `dbt run`, `dbt test`) as a user would type them (target dir reused, so partial parsing works);
 - a generated data set (default 1M experiments): trigger -> published against the floor, a COPY of the same
   three files plus one SQL statement computing the mart plus the key checks, in one session.
+Then a load figure: /features served at 200 requests/s while the API rebuilds back to back (p50/p99, errors).
 Peak RSS is sampled for every process involved (this process plays the API, which also validates the CSVs).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import http.client
+import os
 import random
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.config import REPO_ROOT, Settings
 from api.core import runs
-from api.core.database import Database, open_database
+from api.core.database import Database, free_port, open_database
 from api.core.dbt import run_dbt
 from api.core.jobs import JobRunner, build_dir
 from api.core.seeds import prepare_seeds
@@ -314,6 +320,93 @@ def section(
     return api, median(ref), results
 
 
+def load_section(db: Database, data: Path, scratch: Path, rate: int, duration: float) -> None:
+    """GET /features?limit=100 at `rate` requests/s for `duration` s over loopback, open loop (latency counted
+    from when each request was due, so a stall is not hidden), while the API rebuilds the mart back to back."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db.url,
+        "DATA_DIR": str(data),
+        "STATE_DIR": str(scratch / "state"),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "warning",
+    }
+    env.pop("API_TOKEN", None)
+    scratch.mkdir(parents=True, exist_ok=True)
+    with open(scratch / "api.log", "wb") as log:
+        api = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if urllib.request.urlopen(base + "/health", timeout=2).status == 200:  # noqa: S310 - loopback
+                    break
+            time.sleep(0.2)
+        urllib.request.urlopen(urllib.request.Request(base + "/trigger?wait=true", method="POST"), timeout=600)  # noqa: S310
+        stop = threading.Event()
+        rebuilds = [0]
+
+        def rebuild() -> None:
+            while not stop.is_set():
+                request = urllib.request.Request(base + "/trigger?wait=true", method="POST")  # noqa: S310
+                with contextlib.suppress(OSError):
+                    urllib.request.urlopen(request, timeout=600).read()  # noqa: S310 - loopback
+                    rebuilds[0] += 1
+
+        rebuilder = threading.Thread(target=rebuild, daemon=True)
+        rebuilder.start()
+        total = int(rate * duration)
+        latencies: list[float] = []
+        errors: list[str] = []
+        next_index = iter(range(total))
+        lock = threading.Lock()
+        t0 = time.perf_counter() + 0.5
+
+        def client() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            while True:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    break
+                due = t0 + i / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
+                try:
+                    conn.request("GET", "/features?limit=100")
+                    response = conn.getresponse()
+                    response.read()
+                    if response.status != 200:
+                        errors.append(str(response.status))
+                except (OSError, http.client.HTTPException) as exc:
+                    errors.append(type(exc).__name__)
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                with lock:
+                    latencies.append(time.perf_counter() - due)
+            conn.close()
+
+        clients = [threading.Thread(target=client) for _ in range(16)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        stop.set()
+        rebuilder.join(timeout=600)
+    finally:
+        api.terminate()
+        api.wait(timeout=60)
+    latencies.sort()
+    p50, p99 = (latencies[int(q * (len(latencies) - 1))] * 1000 for q in (0.5, 0.99))
+    print(f"\n== load: GET /features?limit=100 at {rate}/s for {duration:g} s during back-to-back rebuilds")
+    print(f"  requests {len(latencies)}, errors {len(errors)}, rebuilds meanwhile {rebuilds[0]}")
+    print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms  (goal: p99 < 20 ms, 0 errors)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
@@ -322,6 +415,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each figure (median reported)")
     parser.add_argument("--skip-canonical", action="store_true")
     parser.add_argument("--skip-generated", action="store_true")
+    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--load-rate", type=int, default=200, help="requests/s of the load figure")
+    parser.add_argument("--load-seconds", type=float, default=30)
     args = parser.parse_args()
     settings = Settings()
     url = settings.database_url.get_secret_value() if settings.database_url else None
@@ -340,6 +436,8 @@ def main() -> int:
                 print(f"\n(generated the data set in {time.perf_counter() - t0:.1f} s)")
                 api, ref, _ = section("generated data", db, data, root / "gen", args.rounds, "floor")
                 summary.append((f"{args.experiments:,} experiments: trigger -> published / floor", api, ref))
+            if not args.skip_load:
+                load_section(db, CANONICAL, root / "load", args.load_rate, args.load_seconds)
     print("\n== summary")
     for label, api, ref in summary:
         print(f"  {label:<52} {api:6.2f} s / {ref:6.2f} s = {api / ref:.2f}")
