@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-RunStatus = Literal["queued", "running", "success", "failed"]
+RunStatus = Literal["queued", "running", "success", "failed", "cancelled"]
 StepStatus = Literal["pending", "running", "success", "failed", "skipped"]
 
 
@@ -61,7 +61,23 @@ class Run(BaseModel):
         "docs site was not updated (the mart was published)",
     )
     failures: list[Failure] = Field(default_factory=list, description="on failure: the failed dbt nodes")
+    cancel_requested_at: dt.datetime | None = Field(None, description="when a cancel was asked for (POST .../cancel)")
+    cancel_reason: str | None = Field(None, description="who or what asked for the cancel")
     links: RunLinks
+
+
+class CancelRequest(BaseModel):
+    reason: str | None = Field(None, max_length=500, description="why, in words (added to the run's error)")
+
+
+class WebhookDelivery(BaseModel):
+    event_id: str = Field(description="the same for every attempt of one event")
+    event_type: Literal["run.started", "run.succeeded", "run.failed", "run.cancelled"]
+    url: str = Field(description="the receiver (credentials and query string left out)")
+    attempt: int = Field(description="1..5")
+    status_code: int | None = Field(None, description="the receiver's HTTP status, when it answered")
+    error: str | None = Field(None, description="why no answer came (timeout, refused, ...)")
+    attempted_at: dt.datetime
 
 
 class RunPage(BaseModel):

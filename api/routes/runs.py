@@ -4,12 +4,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from api.core import runs
+from api.core import runs, webhooks
 from api.deps import Authorized, DatabaseDep
-from api.schemas import Message, Run, RunPage
+from api.schemas import CancelRequest, Message, Run, RunPage, WebhookDelivery
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=Authorized)
 
@@ -29,6 +29,8 @@ def to_run(row: dict[str, Any]) -> Run:
         progress=row["progress"] if row["status"] == "running" else None,
         error=row["error"],
         failures=row["failures"] or [],
+        cancel_requested_at=row.get("cancel_requested_at"),
+        cancel_reason=row.get("cancel_reason"),
         links={"self": f"/runs/{row['run_id']}", "logs": f"/runs/{row['run_id']}/logs"},
     )
 
@@ -71,3 +73,34 @@ def get_logs(run_id: int, db: DatabaseDep) -> PlainTextResponse:
     if path is None or not path.is_file():
         raise HTTPException(status_code=404, detail=f"run {run_id} has no log on this server (not started, or pruned)")
     return PlainTextResponse(path.read_text(encoding="utf-8", errors="replace"))
+
+
+@router.post(
+    "/{run_id}/cancel",
+    response_model=Run,
+    status_code=202,
+    responses={404: {"model": Message}, 409: {"model": Message, "description": "the run has already finished"}},
+)
+def cancel_run(
+    run_id: int, request: Request, db: DatabaseDep, body: Annotated[CancelRequest | None, Body()] = None
+) -> Run:
+    """Cancel a queued or running run. dbt gets SIGINT (it cancels its queries), then SIGKILL after a grace
+    period; the run ends `cancelled`, the published mart untouched. Answers at once with the run, which shows
+    `cancel_requested_at` until it has ended. Works from any API process on the database."""
+    client = request.client.host if request.client else "unknown client"
+    reason = f"cancelled by API request from {client}"
+    if body and body.reason:
+        reason += f": {body.reason}"
+    try:
+        return to_run(runs.request_cancel(db, run_id, reason))
+    except runs.RunNotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except runs.RunFinished as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+
+
+@router.get("/{run_id}/webhooks", response_model=list[WebhookDelivery], responses={404: {"model": Message}})
+def get_webhooks(run_id: int, db: DatabaseDep) -> list[WebhookDelivery]:
+    """Every webhook delivery attempt of the run's events, oldest first (empty without WEBHOOK_URLS)."""
+    fetch_run(db, run_id)
+    return [WebhookDelivery(**row) for row in webhooks.deliveries(db, run_id)]
