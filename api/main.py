@@ -10,6 +10,7 @@ from contextlib import ExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from api.config import Settings, get_settings
+from api.core import webhooks
 from api.core.database import open_database
 from api.core.jobs import JobRunner
 from api.routes import docs, features, health, runs, trigger
@@ -41,6 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("database: %s%s", db.display_url, " (embedded)" if db.embedded else "")
             runner = JobRunner(settings, db)
             runner.startup()
+            webhooks.ensure_schema(db)
+            if settings.webhook_url_list and not settings.webhook_secret:
+                log.warning("WEBHOOK_URLS is set without WEBHOOK_SECRET: deliveries are sent unsigned")
             app.state.settings, app.state.db, app.state.runner = settings, db, runner
             try:
                 yield

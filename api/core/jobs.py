@@ -21,7 +21,7 @@ import psycopg
 
 from api.config import Settings
 from api.core import failures as failure_report
-from api.core import publish, runs
+from api.core import publish, runs, webhooks
 from api.core.database import Database
 from api.core.dbt import Progress, run_dbt
 from api.core.seeds import DataError, prepare_seeds
@@ -134,7 +134,7 @@ class RunExecution:
         return self._dbt(["test"], log_file, "test", self.suffix)
 
     def step_publish(self, log_file: IO[str]) -> StepOutcome:
-        publish.publish(self.handle.conn, self.suffix)
+        publish.publish(self.handle.conn, self.suffix, run_id=self.run_id)
         log_file.write(f"published schemas {', '.join(publish.BUILD_SCHEMAS)} from run {self.run_id}\n")
         return StepOutcome(ok=True)
 
@@ -168,6 +168,7 @@ class RunExecution:
         log_path = self.run_dir / "dbt.log"
         status, error, found, published = "failed", None, [], False
         self.handle.update(status="running", started_at=now(), log_path=str(log_path), steps=self.steps)
+        webhooks.run_event(self.settings, self.db, "run.started", self.run_id)  # webhooks: never blocks
         with open(log_path, "a", encoding="utf-8") as log_file:
             try:
                 for index, step in enumerate(self.steps):
@@ -218,6 +219,9 @@ class RunExecution:
             status=status, finished_at=now(), steps=self.steps, error=error, failures=found or None,
             progress=None, dbt_pid=None,
         )  # fmt: skip
+        webhooks.run_event(
+            self.settings, self.db, webhooks.FINISHED_EVENT.get(status, "run.failed"), self.run_id
+        )  # webhooks
 
     def stop(self) -> None:
         """Asked by a shutting-down API: end the current dbt and run no further step."""

@@ -1,6 +1,9 @@
 """Write-audit-publish: a run builds into schemas of its own (`raw__r42`, `marts__r42`, ...), and only a run
 whose every step passed is published, by renaming its schemas over the published ones in one transaction.
 
+The publishing transaction also writes the run id into the comment of `marts.user_features` (PUBLISHED_BY),
+so readers can tell which run built what they read (the API's ETag and `X-Mart-Run-Id`, see mart.py).
+
 Readers of `marts.user_features` never see a missing or half-built table: until the commit they resolve the
 old schema, after it the new one, and the old tables are dropped afterwards (DROP waits for readers that still
 hold them). Views keep pointing at the right tables because they bind to tables, not names.
@@ -16,6 +19,9 @@ from psycopg.rows import tuple_row
 
 #: The schemas dbt builds per run, and which a publish swaps in together (dependency order).
 BUILD_SCHEMAS = ("raw", "staging", "intermediate", "marts")
+#: The table whose comment names the run that published it: "published by features-mart run <id>".
+MART_TABLE = "user_features"
+PUBLISHED_BY = "published by features-mart run {run_id}"
 _LEFTOVER = re.compile(r"^(raw|staging|intermediate|marts)__(r\d+|retired_r\d+)$")
 
 
@@ -28,8 +34,9 @@ def _existing(conn: psycopg.Connection) -> set[str]:
         return {r[0] for r in cur.execute("select nspname from pg_namespace").fetchall()}
 
 
-def publish(conn: psycopg.Connection, suffix: str) -> None:
-    """Make the `*{suffix}` schemas the published ones, atomically, then drop what they replaced."""
+def publish(conn: psycopg.Connection, suffix: str, run_id: int | None = None) -> None:
+    """Make the `*{suffix}` schemas the published ones, atomically, then drop what they replaced.
+    With `run_id`, the mart table's comment names that run (in the same transaction)."""
     retired = f"__retired_{suffix.lstrip('_')}"
     with conn.transaction():
         conn.execute("set local lock_timeout = '60s'")
@@ -46,6 +53,12 @@ def publish(conn: psycopg.Connection, suffix: str) -> None:
                 )
             conn.execute(
                 sql.SQL("alter schema {} rename to {}").format(sql.Identifier(schema + suffix), sql.Identifier(schema))
+            )
+        if run_id is not None:
+            conn.execute(
+                sql.SQL("comment on table {} is {}").format(
+                    sql.Identifier("marts", MART_TABLE), sql.Literal(PUBLISHED_BY.format(run_id=run_id))
+                )
             )
     drop_schemas(conn, [s + retired for s in BUILD_SCHEMAS])
 
