@@ -13,7 +13,8 @@ from api.config import Settings, get_settings
 from api.core import webhooks
 from api.core.database import open_database
 from api.core.jobs import JobRunner
-from api.routes import docs, features, health, runs, trigger
+from api.core.scheduler import Scheduler
+from api.routes import docs, features, health, runs, schedule, trigger
 
 log = logging.getLogger("api")
 
@@ -46,9 +47,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.webhook_url_list and not settings.webhook_secret:
                 log.warning("WEBHOOK_URLS is set without WEBHOOK_SECRET: deliveries are sent unsigned")
             app.state.settings, app.state.db, app.state.runner = settings, db, runner
+            scheduler = (
+                Scheduler(db, settings.schedule, settings.schedule_tz, runner.trigger) if settings.schedule else None
+            )
+            if scheduler:
+                scheduler.start()
             try:
                 yield
             finally:
+                if scheduler:
+                    scheduler.stop()  # no new run starts while the runner stops the active one
                 runner.shutdown()
 
     app = FastAPI(
@@ -58,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    for module in (trigger, runs, features, docs, health):
+    for module in (trigger, runs, features, docs, schedule, health):
         app.include_router(module.router)
     return app
 

@@ -116,6 +116,21 @@ class FeaturesPage(BaseModel):
     offset: int
 
 
+class ScheduleTick(BaseModel):
+    scheduled_for: dt.datetime
+    fired_at: dt.datetime
+    worker: str = Field(description="host:pid of the API process that fired it")
+    run_id: int | None = Field(None, description="the run it started, if any")
+    outcome: str | None = Field(None, description="'started run N', or 'skipped: ...' when a run was active")
+
+
+class Schedule(BaseModel):
+    schedule: str | None = Field(description="SCHEDULE, a 5-field cron expression; null: no scheduled runs")
+    timezone: str = Field(description="SCHEDULE_TZ, the time zone the expression is read in")
+    next: list[dt.datetime] = Field(description="the next five tick times")
+    recent_ticks: list[ScheduleTick] = Field(description="the last ticks, newest first")
+
+
 class Health(BaseModel):
     status: Literal["ok", "error"]
     database: str
