@@ -16,7 +16,7 @@ from api.core.database import open_database
 from api.core.jobs import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
-from api.routes import docs, features, health, metrics, runs, schedule, trigger
+from api.routes import docs, features, health, metrics, page, runs, schedule, trigger
 from api.routes.metrics import RequestMetricsMiddleware
 
 log = logging.getLogger("api")
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    for module in (trigger, runs, features, docs, schedule, metrics, health):
+    for module in (page, trigger, runs, features, docs, schedule, metrics, health):
         app.include_router(module.router)
     app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))

@@ -3,52 +3,13 @@ event stream, Ctrl-C cancels the run it started, and --cancel cancels any run.""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
-import urllib.request
-from collections.abc import Iterator
-
-import pytest
 
 from api.config import REPO_ROOT
 from api.core import runs
-from tests.conftest import free_port, python_env, wait_until
-
-
-def get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310 - loopback (the test's server)
-        return json.loads(r.read())
-
-
-@pytest.fixture
-def api(settings, tmp_path) -> Iterator[str]:
-    port = free_port()
-    log = open(tmp_path / "api.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve"],
-        cwd=REPO_ROOT,
-        env=python_env(settings, PORT=str(port), HOST="127.0.0.1"),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return get(url + "/health")["status"] == "ok"
-        except OSError:
-            assert proc.poll() is None, (tmp_path / "api.log").read_text()
-            return False
-
-    try:
-        wait_until(up, 120, "the API", interval=0.3)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-        log.close()
+from tests.conftest import get_json as get
+from tests.conftest import python_env
 
 
 def trigger_sh(*args: str, env: dict, **kw) -> subprocess.Popen[str]:
@@ -58,9 +19,9 @@ def trigger_sh(*args: str, env: dict, **kw) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def test_trigger_sh_follows_the_event_stream_and_ctrl_c_cancels_its_run(api, settings):
+def test_trigger_sh_follows_the_event_stream_and_ctrl_c_cancels_its_run(served_api, settings):
     """Needs the job side of cancel (the run ends 'cancelled' within 15 s)."""
-    env = python_env(settings)
+    api, env = served_api, python_env(settings)
     proc = trigger_sh(api, env=env)
     started = proc.stdout.readline()
     assert started.startswith("trigger: started run"), started + proc.stderr.read()
@@ -75,8 +36,8 @@ def test_trigger_sh_follows_the_event_stream_and_ctrl_c_cancels_its_run(api, set
     assert run["status"] == "cancelled" and "Ctrl-C in scripts/trigger.sh" in run["error"]
 
 
-def test_trigger_sh_cancel_any_run(api, settings, database):
-    env = python_env(settings)
+def test_trigger_sh_cancel_any_run(served_api, settings, database):
+    api, env = served_api, python_env(settings)
     handle = runs.start_run(database, {"source": "elsewhere"})  # a run of another process
     try:
         done = trigger_sh("--cancel", str(handle.run_id), api, env=env)
