@@ -141,3 +141,47 @@ def test_signature_matches_the_documented_recipe():
     header = webhooks.sign("s3cret", 1700000000, body)
     expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
     assert header == f"t=1700000000,v1={expected}"
+
+
+def test_the_readme_receiver_accepts_our_deliveries_and_rejects_forged_or_old_ones(settings, database, monkeypatch):
+    import re
+    import urllib.error
+    import urllib.request
+
+    from api.config import REPO_ROOT
+
+    code = re.search(r"```python\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.S)[1]
+    port = free_port()
+    code = code.replace(
+        'HTTPServer(("", 9000), Hook).serve_forever()', f'server = HTTPServer(("127.0.0.1", {port}), Hook)'
+    )
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+    scope: dict = {}
+    exec(compile(code, "README receiver", "exec"), scope)  # noqa: S102 - our own README's example
+    server = scope["server"]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        runs.ensure_schema(database)
+        webhooks.ensure_schema(database)
+        handle = runs.start_run(database, {"source": "test"})
+        handle.release()
+        url = f"http://127.0.0.1:{port}/"
+        hooked = settings.model_copy(update={"webhook_urls": url, "webhook_secret": SecretStr(SECRET)})
+        webhooks.run_event(hooked, database, "run.started", handle.run_id).join(30)
+        assert [(a["attempt"], a["status_code"]) for a in webhooks.deliveries(database, handle.run_id)] == [(1, 200)]
+
+        def post(header: str) -> int:
+            req = urllib.request.Request(url, data=b"{}", headers={"X-Signature": header}, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
+                    return r.status
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        assert post(webhooks.sign(SECRET, int(time.time()), b"{}")) == 200
+        assert post(webhooks.sign("wrong", int(time.time()), b"{}")) == 401
+        assert post(webhooks.sign(SECRET, int(time.time()) - 600, b"{}")) == 401  # a replay, 10 minutes late
+        assert post("") == 401
+    finally:
+        server.shutdown()
+        server.server_close()
