@@ -136,8 +136,9 @@ async def run_events(run_id: int, db: DatabaseDep) -> EventSourceResponse:
 
 
 async def _events(db, row: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
-    run_id, offset, last_progress = row["run_id"], 0, None
+    run_id, offset, last_progress, followed = row["run_id"], 0, None, False
     while row["status"] in runs.ACTIVE:
+        followed = True
         progress = row["progress"] if row["status"] == "running" else None
         if progress and progress != last_progress:
             last_progress = progress
@@ -150,7 +151,7 @@ async def _events(db, row: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
             row = await asyncio.to_thread(runs.get_run, db, run_id) or row
         except psycopg.Error as exc:  # e.g. Postgres restarting: keep the stream, look again
             log.warning("events of run %s: %s", run_id, exc)
-    if offset:  # the lines written between the last look and the end of the run
+    if followed:  # the lines written between the last look and the end of the run
         while True:
             text, offset = await asyncio.to_thread(_log_since, row["log_path"], offset)
             if not text:
