@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from croniter import croniter
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +31,41 @@ class Settings(BaseSettings):
     pg_port: int | None = Field(default=None, description="port of the embedded Postgres; unset: a free one")
     dbt_threads: int = Field(default=4, ge=1)
     run_timeout: float = Field(default=3600, gt=0, description="seconds; a run still going then is cancelled")
+    schedule: str | None = Field(default=None, description="5-field cron expression; unset: no scheduled runs")
+    schedule_tz: str = Field(default="UTC", description="time zone SCHEDULE is read in (IANA name)")
+    webhook_urls: str | None = Field(default=None, description="comma-separated URLs that get run events")
+    webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of the X-Signature header")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = " ".join(value.split())
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"SCHEDULE {value!r} is not a 5-field cron expression (minute hour day month weekday)")
+        return value
+
+    @field_validator("schedule_tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"SCHEDULE_TZ {value!r} is not a known time zone (e.g. UTC, Europe/Berlin)") from exc
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        for url in (u.strip() for u in (value or "").split(",")):
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError("WEBHOOK_URLS: every URL must start with http:// or https://")
+        return value
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        return [u.strip() for u in (self.webhook_urls or "").split(",") if u.strip()]
 
     def resolved(self) -> Settings:
         """The same settings with absolute paths, so that subprocesses see the same folders."""

@@ -8,11 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from api.config import Settings, get_settings
+from api.core import webhooks
 from api.core.database import open_database
 from api.core.jobs import JobRunner
-from api.routes import docs, features, health, runs, trigger
+from api.core.metrics import RequestMetrics, RunCollector
+from api.core.scheduler import Scheduler
+from api.routes import docs, features, health, metrics, page, runs, schedule, trigger
+from api.routes.metrics import RequestMetricsMiddleware
 
 log = logging.getLogger("api")
 
@@ -41,10 +46,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("database: %s%s", db.display_url, " (embedded)" if db.embedded else "")
             runner = JobRunner(settings, db)
             runner.startup()
+            webhooks.ensure_schema(db)
+            if settings.webhook_url_list and not settings.webhook_secret:
+                log.warning("WEBHOOK_URLS is set without WEBHOOK_SECRET: deliveries are sent unsigned")
             app.state.settings, app.state.db, app.state.runner = settings, db, runner
+            collector = RunCollector(db)
+            app.state.metrics_registry.register(collector)
+            stack.callback(app.state.metrics_registry.unregister, collector)
+            scheduler = (
+                Scheduler(db, settings.schedule, settings.schedule_tz, runner.trigger) if settings.schedule else None
+            )
+            if scheduler:
+                scheduler.start()
             try:
                 yield
             finally:
+                if scheduler:
+                    scheduler.stop()  # no new run starts while the runner stops the active one
                 runner.shutdown()
 
     app = FastAPI(
@@ -54,8 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    for module in (trigger, runs, features, docs, health):
+    for module in (page, trigger, runs, features, docs, schedule, metrics, health):
         app.include_router(module.router)
+    app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
+    app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))
     return app
 
 

@@ -62,8 +62,23 @@ class Run(BaseModel):
         "(the mart was published)",
     )
     failures: list[Failure] = Field(default_factory=list, description="on failure: the failed dbt nodes")
-    cancel_requested_at: dt.datetime | None = Field(None, description="when a cancel was asked for")
+    cancel_requested_at: dt.datetime | None = Field(None, description="when a cancel was asked for (POST .../cancel)")
+    cancel_reason: str | None = Field(None, description="who or what asked for the cancel")
     links: RunLinks
+
+
+class CancelRequest(BaseModel):
+    reason: str | None = Field(None, max_length=500, description="why, in words (added to the run's error)")
+
+
+class WebhookDelivery(BaseModel):
+    event_id: str = Field(description="the same for every attempt of one event")
+    event_type: Literal["run.started", "run.succeeded", "run.failed", "run.cancelled"]
+    url: str = Field(description="the receiver (credentials and query string left out)")
+    attempt: int = Field(description="1..5")
+    status_code: int | None = Field(None, description="the receiver's HTTP status, when it answered")
+    error: str | None = Field(None, description="why no answer came (timeout, refused, ...)")
+    attempted_at: dt.datetime
 
 
 class RunPage(BaseModel):
@@ -100,6 +115,21 @@ class FeaturesPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class ScheduleTick(BaseModel):
+    scheduled_for: dt.datetime
+    fired_at: dt.datetime
+    worker: str = Field(description="host:pid of the API process that fired it")
+    run_id: int | None = Field(None, description="the run it started, if any")
+    outcome: str | None = Field(None, description="'started run N', or 'skipped: ...' when a run was active")
+
+
+class Schedule(BaseModel):
+    schedule: str | None = Field(description="SCHEDULE, a 5-field cron expression; null: no scheduled runs")
+    timezone: str = Field(description="SCHEDULE_TZ, the time zone the expression is read in")
+    next: list[dt.datetime] = Field(description="the next five tick times")
+    recent_ticks: list[ScheduleTick] = Field(description="the last ticks, newest first")
 
 
 class Health(BaseModel):

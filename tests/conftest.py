@@ -3,10 +3,13 @@ in a temporary folder), a fresh database per test, and settings pointing at them
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,3 +129,38 @@ def wait_for_run(client: Any, run_id: int, timeout: float = RUN_TIMEOUT) -> dict
         return body if body["status"] in FINISHED else None
 
     return wait_until(finished, timeout, f"run {run_id} to finish", interval=0.1)
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310 - loopback (the test's server)
+        return json.loads(r.read())
+
+
+@pytest.fixture
+def served_api(settings, tmp_path) -> Iterator[str]:
+    """The API served by uvicorn in a subprocess (`api.cli serve`) on the test's database; yields its URL."""
+    port = free_port()
+    log = open(tmp_path / "api.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve"],
+        cwd=REPO_ROOT,
+        env=python_env(settings, PORT=str(port), HOST="127.0.0.1"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return get_json(url + "/health")["status"] == "ok"
+        except OSError:
+            assert proc.poll() is None, (tmp_path / "api.log").read_text()
+            return False
+
+    try:
+        wait_until(up, 120, "the API", interval=0.3)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()

@@ -29,7 +29,7 @@ import psycopg
 
 from api.config import Settings
 from api.core import failures as failure_report
-from api.core import publish, runs
+from api.core import publish, runs, webhooks
 from api.core.control import Watchdog, interrupt
 from api.core.database import Database
 from api.core.dbt import DbtResult, DbtWorker, Progress, run_dbt
@@ -182,7 +182,7 @@ class RunExecution:
         return self._dbt(TEST_ARGS, log_file, "test", self.suffix, "target")
 
     def step_publish(self, log_file: IO[str]) -> StepOutcome:
-        publish.publish(self.handle.conn, self.suffix, publish.retired_suffix(self.run_id))
+        publish.publish(self.handle.conn, self.suffix, publish.retired_suffix(self.run_id), run_id=self.run_id)
         log_file.write(f"published schemas {', '.join(publish.BUILD_SCHEMAS)} from run {self.run_id}\n")
         return StepOutcome(ok=True)
 
@@ -218,6 +218,7 @@ class RunExecution:
         status, error, found, published = "failed", None, [], False
         log_file = BestEffortLog(self.run_dir / "dbt.log")
         self.handle.update(status="running", started_at=now(), log_path=str(log_file.path), steps=self.steps)
+        webhooks.run_event(self.settings, self.db, "run.started", self.run_id)  # never blocks
         with Watchdog(self.db, self.run_id, self.settings.run_timeout, self.cancel):
             try:
                 for index, step in enumerate(self.steps):
@@ -266,6 +267,7 @@ class RunExecution:
             status=status, finished_at=now(), steps=self.steps, error=error, failures=found or None,
             progress=None, dbt_pid=None,
         )  # fmt: skip
+        webhooks.run_event(self.settings, self.db, webhooks.FINISHED_EVENT.get(status, "run.failed"), self.run_id)
         log_file.write(f"run {self.run_id} {status}\n" + (f"{error}\n" if error else ""))
         log_file.close()
 

@@ -1,6 +1,9 @@
 """Write-audit-publish: a run builds into schemas of its own (`raw__build`, `marts__build`, ...), and only a run
 whose every step passed is published, by renaming its schemas over the published ones in one transaction.
 
+The publishing transaction also writes the run id into the comment of `marts.user_features` (PUBLISHED_BY),
+so readers can tell which run built what they read (the API's ETag and `X-Mart-Run-Id`, see mart.py).
+
 Readers of `marts.user_features` never see a missing or half-built table: until the commit they resolve the
 old schema, after it the new one, and the old tables are dropped afterwards (DROP waits for readers that still
 hold them). Views keep pointing at the right tables because they bind to tables, not names.
@@ -18,6 +21,9 @@ from psycopg.rows import tuple_row
 BUILD_SCHEMAS = ("raw", "staging", "intermediate", "marts")
 #: Every run builds into `raw__build`, ...: one suffix, so that one parsed dbt manifest serves every run.
 BUILD_SUFFIX = "__build"
+#: The table whose comment names the run that published it: "published by features-mart run <id>".
+MART_TABLE = "user_features"
+PUBLISHED_BY = "published by features-mart run {run_id}"
 _LEFTOVER = re.compile(r"^(raw|staging|intermediate|marts)__(build|r\d+|retired_r\d+)$")
 
 
@@ -31,9 +37,9 @@ def _existing(conn: psycopg.Connection) -> set[str]:
         return {r[0] for r in cur.execute("select nspname from pg_namespace").fetchall()}
 
 
-def publish(conn: psycopg.Connection, suffix: str, retired: str) -> None:
+def publish(conn: psycopg.Connection, suffix: str, retired: str, run_id: int | None = None) -> None:
     """Make the `*{suffix}` schemas the published ones, atomically, then drop what they replaced (renamed to
-    `*{retired}` meanwhile)."""
+    `*{retired}` meanwhile). With `run_id`, the mart table's comment names that run (in the same transaction)."""
     with conn.transaction():
         conn.execute("set local lock_timeout = '60s'")
         existing = _existing(conn)
@@ -49,6 +55,12 @@ def publish(conn: psycopg.Connection, suffix: str, retired: str) -> None:
                 )
             conn.execute(
                 sql.SQL("alter schema {} rename to {}").format(sql.Identifier(schema + suffix), sql.Identifier(schema))
+            )
+        if run_id is not None:
+            conn.execute(
+                sql.SQL("comment on table {} is {}").format(
+                    sql.Identifier("marts", MART_TABLE), sql.Literal(PUBLISHED_BY.format(run_id=run_id))
+                )
             )
     drop_schemas(conn, [s + retired for s in BUILD_SCHEMAS])
 

@@ -5,6 +5,9 @@ advisory lock (RUN_LOCK) held for the whole run by a connection dedicated to tha
 a transaction-level lock (TRIGGER_LOCK), so "is a run active?" and "insert the new run" are one step, and a
 refused trigger always sees the run that holds the lock. A run row left `queued`/`running` while nobody
 holds RUN_LOCK belongs to a dead process: it is marked failed ("interrupted").
+
+Cancelling is a request written to the run's row (`cancel_requested_at`, `cancel_reason`), so any process on
+the database can cancel any run; the process executing the run notices it and ends the run `cancelled`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ LOCK_CLASS = 0x46454154  # "FEAT": the advisory-lock namespace of this product
 TRIGGER_LOCK = 1
 RUN_LOCK = 2
 ACTIVE = ("queued", "running")  # the statuses of a run that holds, or is about to hold, RUN_LOCK
+STATUSES = (*ACTIVE, "success", "failed", "cancelled")
 STEP_NAMES = ("seed", "run", "test", "publish", "docs")
 #: How long a run keeps trying to reach Postgres again to record its state (e.g. across a restart).
 RECONNECT_TIMEOUT = 60.0
@@ -47,13 +51,19 @@ create table if not exists ops.runs (
     dbt_pid integer,
     worker text
 );
-create index if not exists runs_active on ops.runs (status) where status in ('queued', 'running');
--- added after the first release: cancelling (columns, and the 'cancelled' status)
+-- Added after the first release: existing databases get them here.
 alter table ops.runs add column if not exists cancel_requested_at timestamptz;
 alter table ops.runs add column if not exists cancel_reason text;
-alter table ops.runs drop constraint if exists runs_status_check;
-alter table ops.runs add constraint runs_status_check
-    check (status in ('queued', 'running', 'success', 'failed', 'cancelled'));
+do $$
+begin
+    if not exists (select from pg_constraint where conrelid = 'ops.runs'::regclass and conname = 'runs_status_check'
+                   and pg_get_constraintdef(oid) like '%cancelled%') then
+        alter table ops.runs drop constraint if exists runs_status_check;
+        alter table ops.runs add constraint runs_status_check
+            check (status in ('queued', 'running', 'success', 'failed', 'cancelled'));
+    end if;
+end $$;
+create index if not exists runs_active on ops.runs (status) where status in ('queued', 'running');
 comment on table ops.runs is 'One row per triggered run of the features-mart job (written by the API).';
 """
 
@@ -88,41 +98,47 @@ def list_runs(db: Database, limit: int, offset: int) -> tuple[list[dict[str, Any
     return rows, total
 
 
+class RunNotFound(Exception):
+    """No run has this id."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"run {run_id} not found")
+        self.run_id = run_id
+
+
+class RunFinished(Exception):
+    """The run has already ended: there is nothing to cancel."""
+
+    def __init__(self, run_id: int, status: str) -> None:
+        super().__init__(f"run {run_id} has already finished ({status}): only a queued or running run can be cancelled")
+        self.run_id = run_id
+        self.status = status
+
+
+def request_cancel(db: Database, run_id: int, reason: str) -> dict[str, Any]:
+    """Ask for an active run to be cancelled (from any process); returns the run row.
+
+    The first request wins: a second one keeps the first reason. The process executing the run polls the row,
+    stops dbt and records the run `cancelled` with `cancel_reason` as its error."""
+    with _connect(db) as conn, conn.transaction():
+        row = conn.execute("select status from ops.runs where run_id = %s for update", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(run_id)
+        if row["status"] not in ACTIVE:
+            raise RunFinished(run_id, row["status"])
+        conn.execute(
+            "update ops.runs set cancel_requested_at = now(), cancel_reason = %s "
+            "where run_id = %s and cancel_requested_at is null",
+            (reason, run_id),
+        )
+        return conn.execute(f"select {_COLUMNS} from ops.runs where run_id = %s", (run_id,)).fetchone()  # noqa: S608
+
+
 def active_run_id(conn: psycopg.Connection) -> int | None:
     row = conn.execute(
         "select run_id from ops.runs where status in ('queued', 'running') order by run_id desc limit 1"
     ).fetchone()
     return None if row is None else row["run_id"]
-
-
-class RunNotFound(Exception):
-    """No run has this id."""
-
-
-class RunFinished(Exception):
-    """The run has already ended; `status` says how."""
-
-    def __init__(self, run_id: int, status: str) -> None:
-        super().__init__(f"run {run_id} has already finished ({status}); only a queued or running run can be cancelled")
-        self.status = status
-
-
-def request_cancel(db: Database, run_id: int, reason: str) -> dict[str, Any]:
-    """Ask for an active run to be cancelled (from any process; the one running it acts within a second).
-    The first request's reason is kept. Raises RunNotFound, or RunFinished for a run that has ended."""
-    with _connect(db) as conn:
-        row = conn.execute(
-            "update ops.runs set cancel_requested_at = coalesce(cancel_requested_at, now()),"
-            " cancel_reason = coalesce(cancel_reason, %s)"
-            " where run_id = %s and status in ('queued', 'running') returning run_id",
-            (reason, run_id),
-        ).fetchone()
-    if row is None:
-        found = get_run(db, run_id)
-        if found is None:
-            raise RunNotFound(f"run {run_id} not found")
-        raise RunFinished(run_id, found["status"])
-    return get_run(db, run_id)
 
 
 def cancel_reason(conn: psycopg.Connection, run_id: int) -> str | None:

@@ -1,17 +1,31 @@
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import PlainTextResponse
+import psycopg
+from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi.responses import FileResponse, PlainTextResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.core import runs
-from api.deps import Authorized, DatabaseDep
-from api.schemas import Message, Run, RunPage
+from api.core import runs, webhooks
+from api.deps import Authorized, DatabaseDep, SettingsDep
+from api.schemas import CancelRequest, Message, Run, RunPage, WebhookDelivery
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=Authorized)
+log = logging.getLogger(__name__)
+
+#: The dbt artifacts of a run that GET /runs/{id}/artifacts/{name} serves (no other name is accepted).
+ARTIFACTS = ("manifest.json", "run_results.json", "catalog.json")
+#: How often the event stream looks at the run's row and log file (any process can serve any run).
+EVENTS_POLL_SECONDS = 0.5
+#: The most log text one `log` event carries; the rest follows in the next events.
+LOG_CHUNK = 256 * 1024
 
 
 def to_run(row: dict[str, Any]) -> Run:
@@ -30,6 +44,7 @@ def to_run(row: dict[str, Any]) -> Run:
         error=row["error"],
         failures=row["failures"] or [],
         cancel_requested_at=row.get("cancel_requested_at"),
+        cancel_reason=row.get("cancel_reason"),
         links={"self": f"/runs/{row['run_id']}", "logs": f"/runs/{row['run_id']}/logs"},
     )
 
@@ -80,15 +95,104 @@ def get_logs(run_id: int, db: DatabaseDep) -> PlainTextResponse:
     status_code=202,
     responses={404: {"model": Message}, 409: {"model": Message, "description": "the run has already finished"}},
 )
-def cancel_run(run_id: int, request: Request, db: DatabaseDep) -> Run:
-    """Cancel a queued or running run, from any API process: its dbt gets SIGINT (dbt cancels its queries), then
-    SIGKILL after 10 s. The run ends `cancelled`; the published mart is untouched. Answers with the run as it is
-    now (`cancel_requested_at` set); follow it at `/runs/{run_id}`."""
-    who = request.client.host if request.client else "unknown client"
+def cancel_run(
+    run_id: int, request: Request, db: DatabaseDep, body: Annotated[CancelRequest | None, Body()] = None
+) -> Run:
+    """Cancel a queued or running run. dbt gets SIGINT (it cancels its queries), then SIGKILL after a grace
+    period; the run ends `cancelled`, the published mart untouched. Answers at once with the run, which shows
+    `cancel_requested_at` until it has ended. Works from any API process on the database."""
+    client = request.client.host if request.client else "unknown client"
+    reason = f"cancelled by API request from {client}"
+    if body and body.reason:
+        reason += f": {body.reason}"
     try:
-        row = runs.request_cancel(db, run_id, f"cancelled by an API request from {who}")
+        return to_run(runs.request_cancel(db, run_id, reason))
     except runs.RunNotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
     except runs.RunFinished as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
-    return to_run(row)
+
+
+@router.get("/{run_id}/webhooks", response_model=list[WebhookDelivery], responses={404: {"model": Message}})
+def get_webhooks(run_id: int, db: DatabaseDep) -> list[WebhookDelivery]:
+    """Every webhook delivery attempt of the run's events, oldest first (empty without WEBHOOK_URLS)."""
+    fetch_run(db, run_id)
+    return [WebhookDelivery(**row) for row in webhooks.deliveries(db, run_id)]
+
+
+@router.get(
+    "/{run_id}/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": Message}},
+)
+async def run_events(run_id: int, db: DatabaseDep) -> EventSourceResponse:
+    """Server-Sent Events while the run goes on: `progress` (the run's progress object, when it changes),
+    `log` (new lines of the run's log), then one `status` event with the finished run, and the stream closes.
+    For a run that has already ended: the `status` event at once."""
+    row = await asyncio.to_thread(runs.get_run, db, run_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
+    return EventSourceResponse(_events(db, row), ping=15)
+
+
+async def _events(db, row: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
+    run_id, offset, last_progress, followed = row["run_id"], 0, None, False
+    while row["status"] in runs.ACTIVE:
+        followed = True
+        progress = row["progress"] if row["status"] == "running" else None
+        if progress and progress != last_progress:
+            last_progress = progress
+            yield ServerSentEvent(event="progress", data=json.dumps(progress))
+        text, offset = await asyncio.to_thread(_log_since, row["log_path"], offset)
+        if text:
+            yield ServerSentEvent(event="log", data=text)
+        await asyncio.sleep(EVENTS_POLL_SECONDS)
+        try:
+            row = await asyncio.to_thread(runs.get_run, db, run_id) or row
+        except psycopg.Error as exc:  # e.g. Postgres restarting: keep the stream, look again
+            log.warning("events of run %s: %s", run_id, exc)
+    if followed:  # the lines written between the last look and the end of the run
+        while True:
+            text, offset = await asyncio.to_thread(_log_since, row["log_path"], offset)
+            if not text:
+                break
+            yield ServerSentEvent(event="log", data=text)
+    yield ServerSentEvent(event="status", data=to_run(row).model_dump_json())
+
+
+def _log_since(log_path: str | None, offset: int) -> tuple[str, int]:
+    """Complete lines of the log from byte `offset` on (at most LOG_CHUNK bytes), and the new offset."""
+    if not log_path:
+        return "", offset
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read(LOG_CHUNK)
+    except OSError:
+        return "", offset
+    end = chunk.rfind(b"\n") + 1
+    if end == 0:  # no complete line yet; a line longer than a chunk goes out in pieces
+        if len(chunk) < LOG_CHUNK:
+            return "", offset
+        end = len(chunk) + 1
+    return chunk[: end - 1].decode("utf-8", errors="replace"), offset + min(end, len(chunk))
+
+
+@router.get(
+    "/{run_id}/artifacts/{name}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/json": {}}}, 404: {"model": Message}},
+)
+def get_artifact(run_id: int, name: str, db: DatabaseDep, settings: SettingsDep) -> FileResponse:
+    """dbt's `manifest.json`, `run_results.json` or `catalog.json` of the run (only these names). Old runs'
+    files are pruned with their logs (the last 30 runs keep them)."""
+    if name not in ARTIFACTS:
+        raise HTTPException(status_code=404, detail=f"no artifact {name!r}: one of {', '.join(ARTIFACTS)}")
+    fetch_run(db, run_id)
+    path = settings.state_dir / "runs" / str(run_id) / "artifacts" / name
+    if not path.is_file():
+        raise HTTPException(
+            status_code=404,
+            detail=f"run {run_id} has no {name} on this server (the run did not get that far, or it was pruned)",
+        )
+    return FileResponse(path, media_type="application/json")

@@ -17,12 +17,23 @@ def secured(settings):
         yield c
 
 
-@pytest.mark.parametrize("path", ["/runs", "/runs/1", "/runs/1/logs", "/features", "/features/1", "/dbt-docs/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/runs", "/runs/1", "/runs/1/logs", "/features", "/features/1", "/dbt-docs/", "/", "/schedule", "/metrics",
+        "/runs/1/events", "/runs/1/webhooks", "/runs/1/artifacts/manifest.json", "/features?format=csv",
+    ],
+)  # fmt: skip
 def test_every_endpoint_but_health_needs_the_token(secured, path):
     assert secured.get(path).status_code == 401
     assert secured.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
     answer = secured.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code != 401
+
+
+def test_cancel_needs_the_token(secured):
+    assert secured.post("/runs/1/cancel").status_code == 401
+    assert secured.post("/runs/1/cancel", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
 
 
 def test_trigger_needs_the_token(secured):

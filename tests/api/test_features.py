@@ -33,3 +33,53 @@ def test_features_serve_the_mart(client, database, settings, tmp_path):
     missing = client.get("/features/999")
     assert missing.status_code == 404 and "999" in missing.json()["detail"]
     assert client.get("/features/abc").status_code == 422
+
+
+def test_etag_names_the_published_run_and_answers_304_until_the_next_publish(client, database):
+    first = client.post("/trigger?wait=true").json()
+    page = client.get("/features")
+    etag, run_header = page.headers["etag"], page.headers["x-mart-run-id"]
+    assert run_header == str(first["run_id"]) and etag.startswith('"') and etag.endswith('"')
+    one = client.get("/features/1")
+    assert one.headers["etag"] == etag and one.headers["x-mart-run-id"] == run_header
+
+    for path in ("/features", "/features/1", "/features?format=csv", "/features?limit=3"):
+        cached = client.get(path, headers={"If-None-Match": etag})
+        assert cached.status_code == 304 and cached.content == b"", path
+        assert cached.headers["etag"] == etag
+    assert client.get("/features", headers={"If-None-Match": '"mart-0-1"'}).status_code == 200
+
+    second = client.post("/trigger?wait=true").json()
+    fresh = client.get("/features", headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh.headers["etag"] != etag
+    assert fresh.headers["x-mart-run-id"] == str(second["run_id"])
+    with database.connect() as conn:  # the run id lives in the mart table's comment, written by the publish
+        comment = conn.execute("select obj_description('marts.user_features'::regclass)").fetchone()[0]
+    assert comment == f"published by features-mart run {second['run_id']}"
+
+
+def test_csv_streams_the_same_rows_as_json(client, settings, monkeypatch):
+    import csv
+    import io
+
+    from api.core import mart
+
+    monkeypatch.setattr(mart, "CSV_BATCH", 3)  # several round trips of the server-side cursor on 10 rows
+    assert client.get("/features?format=csv").status_code == 503
+    assert client.post("/trigger?wait=true").json()["status"] == "success"
+    answer = client.get("/features?format=csv&limit=2")  # limit does not cut the CSV
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    assert answer.headers["x-mart-run-id"] and answer.headers["etag"] == client.get("/features").headers["etag"]
+    table = list(csv.reader(io.StringIO(answer.text)))
+    items = client.get("/features?limit=1000").json()["items"]
+    assert table[0] == list(items[0]), "header: the JSON's fields, in order"
+    assert len(table) == len(items) + 1 == 11
+    expected = [[mart.csv_value(v) for v in item.values()] for item in items]
+    assert table[1:] == expected
+    # spot checks of the text form: numbers as in JSON, arrays ;-separated, null empty
+    by_id = {row[0]: dict(zip(table[0], row, strict=True)) for row in table[1:]}
+    alice = next(i for i in items if i["user_id"] == 1)
+    assert float(by_id["1"]["experiment_share"]) == alice["experiment_share"]
+    assert by_id["1"]["tied_compound_ids"] == ";".join(map(str, alice["tied_compound_ids"]))
+    nobody = [i for i in items if i["total_experiments"] == 0]
+    assert all(by_id[str(i["user_id"])]["avg_experiment_run_time"] == "" for i in nobody)

@@ -25,6 +25,13 @@ def test_openapi_describes_every_endpoint(client):
         "/features/{user_id}",
         "/dbt-docs/",
         "/health",
+        "/",
+        "/runs/{run_id}/cancel",
+        "/runs/{run_id}/events",
+        "/runs/{run_id}/artifacts/{name}",
+        "/runs/{run_id}/webhooks",
+        "/schedule",
+        "/metrics",
     } <= set(spec["paths"])
     run = spec["components"]["schemas"]["Run"]["properties"]
     assert {
@@ -41,4 +48,4 @@ def test_openapi_describes_every_endpoint(client):
     assert set(spec["paths"]["/trigger"]["post"]["responses"]) >= {"200", "202", "409"}
     # no endpoint takes a path, SQL or dbt argument: only these parameters exist
     params = {p["name"] for path in spec["paths"].values() for op in path.values() for p in op.get("parameters", [])}
-    assert params <= {"wait", "limit", "offset", "run_id", "user_id", "name", "token"}
+    assert params <= {"wait", "limit", "offset", "run_id", "user_id", "name", "token", "format"}

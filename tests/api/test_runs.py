@@ -72,3 +72,42 @@ def test_dbt_sh_refuses_to_write_while_an_api_run_holds_the_lock(settings, datab
     finally:
         handle.release()
     assert done.returncode == 1 and f"run {handle.run_id} is already in progress" in done.stderr, done.stderr
+
+
+def test_cancel_request_is_recorded_once_and_refused_for_finished_or_unknown_runs(client, database):
+    """The API side of cancel (the job's reaction is tested with the job): any process can ask."""
+    handle = runs.start_run(database, {"source": "test"})  # an active run owned by "another process"
+    try:
+        first = client.post(f"/runs/{handle.run_id}/cancel", json={"reason": "wrong data"})
+        assert first.status_code == 202, first.text
+        body = first.json()
+        assert body["status"] == "queued" and body["cancel_requested_at"]
+        assert body["cancel_reason"] == "cancelled by API request from testclient: wrong data"
+        again = client.post(f"/runs/{handle.run_id}/cancel").json()  # no body needed; the first reason stays
+        assert (
+            again["cancel_reason"] == body["cancel_reason"]
+            and again["cancel_requested_at"] == body["cancel_requested_at"]
+        )
+    finally:
+        handle.update(status="failed")
+        handle.release()
+    finished = client.post(f"/runs/{handle.run_id}/cancel")
+    assert finished.status_code == 409 and "already finished (failed)" in finished.json()["detail"]
+    assert client.post("/runs/999999/cancel").status_code == 404
+
+
+def test_status_check_of_an_old_database_is_upgraded(database):
+    """A database created before 'cancelled' existed accepts it after ensure_schema."""
+    with database.connect() as conn:
+        conn.execute(
+            "create schema ops; create table ops.runs (run_id bigint generated always as identity primary key,"
+            " status text not null check (status in ('queued', 'running', 'success', 'failed')),"
+            " trigger jsonb not null default '{}', created_at timestamptz not null default now(),"
+            " started_at timestamptz, finished_at timestamptz, steps jsonb not null default '[]', progress jsonb,"
+            " error text, failures jsonb, log_path text, dbt_pid integer, worker text)"
+        )
+        conn.commit()
+    runs.ensure_schema(database)
+    runs.ensure_schema(database)  # idempotent
+    with database.connect() as conn:
+        conn.execute("insert into ops.runs (status, cancel_reason) values ('cancelled', 'x')")

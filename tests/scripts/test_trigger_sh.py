@@ -1,0 +1,55 @@
+"""scripts/trigger.sh against a served API (uvicorn on the test database): it follows the run through the
+event stream, Ctrl-C cancels the run it started, and --cancel cancels any run."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+from api.config import REPO_ROOT
+from api.core import runs
+from tests.conftest import get_json as get
+from tests.conftest import python_env
+
+
+def trigger_sh(*args: str, env: dict, **kw) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(REPO_ROOT / "scripts" / "trigger.sh"), *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw,
+    )  # fmt: skip
+
+
+def test_trigger_sh_follows_the_event_stream_and_ctrl_c_cancels_its_run(served_api, settings):
+    """Needs the job side of cancel (the run ends 'cancelled' within 15 s)."""
+    api, env = served_api, python_env(settings)
+    proc = trigger_sh(api, env=env)
+    started = proc.stdout.readline()
+    assert started.startswith("trigger: started run"), started + proc.stderr.read()
+    run_id = int(started.split()[3])
+    while "nodes" not in (line := proc.stdout.readline()):  # a progress line from the stream
+        assert line, proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert f"Ctrl-C: cancelling run {run_id}" in out, out + err
+    assert proc.returncode == 130 and f"run {run_id} CANCELLED" in out, out + err
+    run = get(f"{api}/runs/{run_id}")
+    assert run["status"] == "cancelled" and "Ctrl-C in scripts/trigger.sh" in run["error"]
+
+
+def test_trigger_sh_cancel_any_run(served_api, settings, database):
+    api, env = served_api, python_env(settings)
+    handle = runs.start_run(database, {"source": "elsewhere"})  # a run of another process
+    try:
+        done = trigger_sh("--cancel", str(handle.run_id), api, env=env)
+        out, err = done.communicate(timeout=60)
+        assert done.returncode == 0 and f"cancelling run {handle.run_id}" in out, out + err
+        assert get(f"{api}/runs/{handle.run_id}")["cancel_reason"].endswith("scripts/trigger.sh --cancel")
+    finally:
+        handle.update(status="failed")
+        handle.release()
+    ended = trigger_sh("--cancel", str(handle.run_id), api, env=env)
+    out, err = ended.communicate(timeout=60)
+    assert ended.returncode == 1 and "already finished" in err
+    unknown = trigger_sh("--cancel", "424242", api, env=env)
+    assert unknown.wait(60) == 1
+    assert trigger_sh("--cancel", "abc", api, env=env).wait(60) == 2
