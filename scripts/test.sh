@@ -31,9 +31,9 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   }
   trap cleanup EXIT
   echo "test: starting an embedded Postgres for the tests in $TEST_STATE"
-  line="$(env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db start)"
-  TEST_DATABASE_URL="${line%%  *}"
-  export TEST_DATABASE_URL="${TEST_DATABASE_URL#DATABASE_URL=}"
+  env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db start
+  TEST_DATABASE_URL="$(env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db url)"
+  export TEST_DATABASE_URL
 fi
 
 echo "test: sqlfluff (dbt templater) on dbt_project"
