@@ -22,9 +22,12 @@ from api.config import REPO_ROOT, Settings
 from api.core.database import Database, EmbeddedPostgres, free_port
 from tests.datasets import copy_canonical
 
-__all__ = ["free_port"]  # for the tests: a free TCP port on 127.0.0.1
+__all__ = ["LOCAL", "free_port"]  # for the tests: a free TCP port on 127.0.0.1
 
 T = TypeVar("T")
+
+#: Base URL for TestClient: the Host header must name this server (TestClient's default, 'testserver', does not).
+LOCAL = "http://localhost"
 
 #: A full successful run takes ~25 s on two cores; allow for a slow machine.
 RUN_TIMEOUT = 240

@@ -134,8 +134,9 @@ class RunExecution:
         return self._dbt(["test"], log_file, "test", self.suffix)
 
     def step_publish(self, log_file: IO[str]) -> StepOutcome:
-        publish.publish(self.handle.conn, self.suffix)
+        publish.publish(self.handle.conn, self.suffix, f"r{self.run_id}")
         log_file.write(f"published schemas {', '.join(publish.BUILD_SCHEMAS)} from run {self.run_id}\n")
+        publish.drop_retired_later(self.db)  # never inline: a reader may still be in the old mart
         return StepOutcome(ok=True)
 
     def step_docs(self, log_file: IO[str]) -> StepOutcome:
@@ -193,6 +194,10 @@ class RunExecution:
                         break
                 else:
                     status = "success"
+            except runs.LockLost as exc:
+                log.error("run %s: %s", self.run_id, exc)
+                log_file.write(f"{exc}\n")
+                error = str(self.handle.lock_lost or exc)
             except Exception as exc:
                 log.exception("run %s crashed", self.run_id)
                 log_file.write(traceback.format_exc())
@@ -210,13 +215,14 @@ class RunExecution:
                 if error:
                     log_file.write(error + "\n")
         self.kill_dbt_if_running()  # a step that crashed may have left its dbt running: stop it writing
-        try:
-            publish.drop_build(self.handle.conn, self.suffix)
-        except Exception:
-            log.warning("could not drop the build schemas of run %s", self.run_id, exc_info=True)
+        if self.handle.lock_lost is None:  # without the lock, the build schemas may be another run's now
+            try:
+                publish.drop_build(self.handle.conn, self.suffix)
+            except Exception:
+                log.warning("could not drop the build schemas of run %s", self.run_id, exc_info=True)
         self.handle.update(
             status=status, finished_at=now(), steps=self.steps, error=error, failures=found or None,
-            progress=None, dbt_pid=None,
+            progress=None, dbt_pid=None, final=True,
         )  # fmt: skip
 
     def stop(self) -> None:
