@@ -92,11 +92,10 @@ def retired_schemas(conn: psycopg.Connection) -> list[str]:
     return sorted(n for n in _existing(conn) if _RETIRED.match(n))
 
 
-def drop_retired_later(
-    db: Database, attempts: int = DROP_ATTEMPTS, interval: float = DROP_RETRY_SECONDS
-) -> threading.Thread:
+def drop_retired_later(db: Database) -> threading.Thread:
     """In a background thread, drop every retired schema (this run's and any left before), retrying every
-    `interval` seconds while a reader holds one."""
+    DROP_RETRY_SECONDS while a reader holds one, DROP_ATTEMPTS times."""
+    attempts, interval = DROP_ATTEMPTS, DROP_RETRY_SECONDS
 
     def work() -> None:
         for attempt in range(attempts):
