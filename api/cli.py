@@ -189,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("action", choices=["start", "stop", "restart", "url"])
     query = sub.add_parser("query", help="print the features mart")
     query.add_argument("--limit", type=int, default=1000)
-    ns = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # everything after `dbt` is dbt's, leading options included (`dbt --debug build`)
+    ns = argparse.Namespace(command="dbt", args=argv[1:]) if argv[:1] == ["dbt"] else parser.parse_args(argv)
 
     os.umask(0o077)  # state files 0600, folders 0700: CSV copies (personal data), logs, dbt targets, docs
     settings = get_settings()

@@ -101,6 +101,18 @@ def run_cli(settings: Settings, *args: str, **extra_env: str) -> subprocess.Comp
     )
 
 
+def loose_modes(state_dir: Path) -> list[str]:
+    """Files under STATE_DIR (but the embedded Postgres' own folder) not 0600, and folders not 0700."""
+    found = []
+    for path in sorted(state_dir.rglob("*")):
+        if path.is_symlink() or path.relative_to(state_dir).parts[0] == "pg":
+            continue
+        mode = path.stat().st_mode & 0o777
+        if mode != (0o700 if path.is_dir() else 0o600):
+            found.append(f"{path.relative_to(state_dir)}: {mode:o}")
+    return found
+
+
 def mart_rows(db: Database, schema: str = "marts") -> list[dict]:
     """The features mart (published, or a run's build schema), ordered by user_id."""
     with db.connect(row_factory=dict_row) as conn:

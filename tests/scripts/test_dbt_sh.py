@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 
 from api.config import REPO_ROOT
-from tests.conftest import python_env
+from api.core import runs
+from api.core.database import Database
+from tests.conftest import loose_modes, python_env
 from tests.datasets import copy_canonical, messy_variants, set_cell
 
 
@@ -28,6 +30,22 @@ def test_dbt_sh_build_with_relative_paths_and_messy_input(settings, tmp_path):
     assert f"input {data} ok" in done.stdout
     assert "dbt.sh: built into raw, staging, intermediate, marts on postgresql://" in done.stdout
     assert (tmp_path / "my-state" / "cli" / "target" / "manifest.json").is_file()
+    # the normalised CSV copies (personal data), the log and dbt's target: this account only
+    assert (tmp_path / "my-state" / "cli" / "seeds" / "users.csv").is_file()
+    assert not loose_modes(tmp_path / "my-state")
+
+
+def test_a_writing_command_takes_the_run_lock_whatever_options_precede_it(settings, tmp_path):
+    with runs.run_lock(Database(settings.database_url.get_secret_value())):
+        for args in (
+            ["--debug", "build"],
+            ["--log-level", "debug", "seed"],
+            ["-t", "default", "--no-partial-parse", "run"],
+        ):
+            done = dbt_sh(settings, tmp_path, *args)
+            assert done.returncode == 1 and "try again when it has finished" in done.stderr, (args, done.stderr[-2000:])
+        done = dbt_sh(settings, tmp_path, "--log-level", "warn", "ls", "--select", "user_features")
+        assert done.returncode == 0, done.stderr[-2000:]  # a reading command needs no lock
 
 
 def test_dbt_sh_bad_input_names_the_experiment(settings, tmp_path):
