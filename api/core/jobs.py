@@ -28,7 +28,6 @@ from api.core.seeds import DataError, prepare_seeds
 
 log = logging.getLogger(__name__)
 
-KEEP_RUN_DIRS = 30
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
 
 
@@ -302,7 +301,14 @@ class JobRunner:
             thread.join(timeout)
 
     def _prune(self) -> None:
-        root = self.settings.state_dir / "runs"
-        dirs = sorted((p for p in root.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
-        for old in dirs[:-KEEP_RUN_DIRS]:
-            shutil.rmtree(old, ignore_errors=True)
+        """Keep RUNS_KEEP runs: older rows of ops.runs and their folders go."""
+        try:
+            oldest = runs.prune(self.db, self.settings.runs_keep)
+        except psycopg.Error:
+            log.warning("could not prune the run history", exc_info=True)
+            return
+        if oldest is None:
+            return
+        for old in (self.settings.state_dir / "runs").glob("*"):
+            if old.name.isdigit() and int(old.name) < oldest:
+                shutil.rmtree(old, ignore_errors=True)

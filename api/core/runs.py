@@ -111,6 +111,18 @@ def list_runs(db: Database, limit: int, offset: int) -> tuple[list[dict[str, Any
     return rows, total
 
 
+def prune(db: Database, keep: int) -> int | None:
+    """Delete finished runs older than the newest `keep`; returns the oldest run id kept (None: nothing to do)."""
+    with _connect(db) as conn:
+        row = conn.execute(
+            "select run_id from ops.runs order by run_id desc offset %s limit 1", (max(keep, 1) - 1,)
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute("delete from ops.runs where run_id < %s and status not in ('queued', 'running')", (row["run_id"],))
+        return row["run_id"]
+
+
 def active_run_id(conn: psycopg.Connection) -> int | None:
     row = conn.execute(
         "select run_id from ops.runs where status in ('queued', 'running') order by run_id desc limit 1"

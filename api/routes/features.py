@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from api.core import mart
 from api.deps import Authorized, DatabaseDep
-from api.schemas import FeaturesPage, Message, UserFeatures
+from api.schemas import MAX_ID, MAX_OFFSET, FeaturesPage, Message, UserFeatures
 
 router = APIRouter(prefix="/features", tags=["features"], dependencies=Authorized)
 
@@ -24,7 +24,7 @@ def _read(fn, *args):
 def list_features(
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> FeaturesPage:
     """The features mart, ordered by user_id."""
     items, total = _read(mart.read_features, db, limit, offset)
@@ -32,7 +32,7 @@ def list_features(
 
 
 @router.get("/{user_id}", response_model=UserFeatures, responses={404: {"model": Message}, **_NOT_READY})
-def get_features(user_id: int, db: DatabaseDep) -> UserFeatures:
+def get_features(user_id: Annotated[int, Path(ge=-MAX_ID, le=MAX_ID)], db: DatabaseDep) -> UserFeatures:
     """One user's features."""
     row = _read(mart.read_feature, db, user_id)
     if row is None:

@@ -33,3 +33,16 @@ def test_features_serve_the_mart(client, database, settings, tmp_path):
     missing = client.get("/features/999")
     assert missing.status_code == 404 and "999" in missing.json()["detail"]
     assert client.get("/features/abc").status_code == 422
+
+
+def test_out_of_range_parameters_get_422_everywhere(client):
+    huge = "100000000000000000000"
+    for path in (
+        f"/features?offset={huge}", f"/runs?offset={huge}", f"/features/{huge}", f"/features/-{huge}",
+        f"/runs/{huge}", f"/runs/{huge}/logs", "/runs/0", "/runs/1/logs?tail=0", f"/runs/1/logs?tail={huge}",
+        "/features?limit=1001", "/features?offset=-1", "/runs?limit=100000",
+    ):  # fmt: skip
+        answer = client.get(path)
+        assert answer.status_code == 422, (path, answer.status_code, answer.text)
+    assert client.get("/runs?offset=2147483647").json()["items"] == []
+    assert client.get("/features/9223372036854775807").status_code == 503  # in range: no mart yet
