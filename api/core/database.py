@@ -25,7 +25,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -47,7 +47,7 @@ class DatabaseError(RuntimeError):
 class Database:
     """A reachable Postgres. `url` may hold a password: never log it, log `display_url`."""
 
-    url: str
+    url: str = field(repr=False)
     embedded: bool = False
 
     @property

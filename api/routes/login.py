@@ -29,6 +29,8 @@ _PAGE = """<!doctype html>
 <code>Authorization: Bearer &lt;API_TOKEN&gt;</code>.</p>
 </body></html>
 """
+_MAX_FORM_BYTES = 16 * 1024
+_MAX_FORM_FIELDS = 10
 _FORM = {
     "requestBody": {
         "required": True,
@@ -67,11 +69,12 @@ def login_form(next: Annotated[str | None, Query(max_length=2000)] = None) -> HT
 
 @router.post(
     "/login",
-    response_class=HTMLResponse,
+    response_class=RedirectResponse,
     status_code=303,
     openapi_extra=_FORM,
     responses={
         303: {"description": "logged in: a session cookie is set, and the browser sent to `next`"},
+        400: {"description": "not the login form (too long, too many fields)", "content": {"text/html": {}}},
         401: {"description": "wrong token: the form again", "content": {"text/html": {}}},
         403: {"description": "sent by another site's page"},
     },
@@ -79,7 +82,13 @@ def login_form(next: Annotated[str | None, Query(max_length=2000)] = None) -> HT
 async def login(request: Request, settings: SettingsDep):
     """Check the token posted by the form and set a signed cookie valid for the browser pages only
     (HttpOnly, SameSite=Strict, Secure behind https, expiring)."""
-    form = parse_qs((await request.body()).decode("utf-8", errors="replace"), max_num_fields=10)
+    body = await request.body()
+    try:
+        if len(body) > _MAX_FORM_BYTES:
+            raise ValueError("too long")
+        form = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=_MAX_FORM_FIELDS)
+    except ValueError:
+        return _page("/dbt-docs/", "That form is not the login form.", status_code=400)
     token = (form.get("token") or [""])[0]
     target = safe_next((form.get("next") or [None])[0])
     if not settings.api_token:
@@ -100,7 +109,12 @@ async def login(request: Request, settings: SettingsDep):
     return response
 
 
-@router.post("/logout", status_code=303, responses={303: {"description": "the session cookie is removed"}})
+@router.post(
+    "/logout",
+    response_class=RedirectResponse,
+    status_code=303,
+    responses={303: {"description": "the session cookie is removed"}},
+)
 def logout() -> RedirectResponse:
     """End the browser session."""
     response = RedirectResponse("/login", status_code=303)

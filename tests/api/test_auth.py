@@ -111,6 +111,19 @@ def test_the_token_in_a_url_opens_nothing(secured):
     assert browser.status_code == 303 and browser.headers["location"] == "/login?next=/dbt-docs/"
 
 
+def test_a_malformed_login_form_is_a_400(secured):
+    many = "&".join(f"f{i}=x" for i in range(50))
+    assert (
+        secured.post("/login", content=many, headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code
+        == 400
+    )
+    huge = "token=" + "x" * 100_000
+    assert (
+        secured.post("/login", content=huge, headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code
+        == 400
+    )
+
+
 def test_login_never_redirects_off_site(secured):
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
         answer = secured.post("/login", data={"token": TOKEN, "next": target}, follow_redirects=False)
