@@ -23,7 +23,7 @@ from tests.reliability.conftest import ApiServer, publish_quickly
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "fuzz-token-0123456789"
+TOKEN = "fuzz-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 8}
 CHECKS = [not_a_server_error, response_schema_conformance]
