@@ -1,7 +1,8 @@
 # Features mart: the FastAPI app that rebuilds the dbt mart, as one image.
 #
 #   docker build -t features-mart .
-#   docker run --rm -p 8000:8000 -e DATABASE_URL=postgresql://user:pass@host:5432/db features-mart
+#   docker run --rm -p 127.0.0.1:8000:8000 -e API_TOKEN -e DATABASE_URL=postgresql://user:pass@host:5432/db features-mart
+# It listens on 0.0.0.0 inside the container, so it refuses to start without API_TOKEN.
 #
 # Without DATABASE_URL the app starts its embedded Postgres under STATE_DIR (/app/.state).
 # Mount a volume there to keep run logs, dbt docs and embedded data: -v mart-state:/app/.state

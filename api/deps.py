@@ -11,8 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.config import Settings
 from api.core.database import Database
 from api.core.jobs import JobRunner
+from api.security import SESSION_COOKIE, session_valid
 
-TOKEN_COOKIE = "features_mart_token"  # noqa: S105 - a cookie name, not a secret
 _bearer = HTTPBearer(auto_error=False, description="the API_TOKEN, when the server has one")
 
 
@@ -41,17 +41,38 @@ def token_matches(settings: Settings, presented: str | None) -> bool:
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+def _unauthorized() -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail="missing or invalid token: send 'Authorization: Bearer <API_TOKEN>' (browsers: log in at /login)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
 def require_token(request: Request, settings: SettingsDep, credentials: BearerCredentials) -> None:
-    """When API_TOKEN is set, require `Authorization: Bearer <token>` (or the docs-site cookie)."""
+    """The JSON API: when API_TOKEN is set, require `Authorization: Bearer <token>`. The one exception is the
+    runs page's own calls: a login cookie is accepted on a request the browser marks `Sec-Fetch-Site:
+    same-origin`, i.e. made by one of this server's pages. The cookie is SameSite=Strict and the Host header is
+    checked, so another site's page can use neither a logged-in browser nor DNS rebinding against the API."""
+    if not settings.api_token or token_matches(settings, credentials.credentials if credentials else None):
+        return
+    if request.headers.get("sec-fetch-site") == "same-origin" and session_valid(
+        settings.api_token.get_secret_value(), request.cookies.get(SESSION_COOKIE)
+    ):
+        return
+    raise _unauthorized()
+
+
+def require_browser(request: Request, settings: SettingsDep, credentials: BearerCredentials) -> None:
+    """Browser pages (the docs): the bearer token, or the signed cookie set by POST /login."""
     if not settings.api_token:
         return
-    presented = credentials.credentials if credentials else request.cookies.get(TOKEN_COOKIE)
-    if not token_matches(settings, presented):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="missing or invalid token: send 'Authorization: Bearer <API_TOKEN>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    if credentials and token_matches(settings, credentials.credentials):
+        return
+    if session_valid(settings.api_token.get_secret_value(), request.cookies.get(SESSION_COOKIE)):
+        return
+    raise _unauthorized()
 
 
 Authorized = [Depends(require_token)]
+BrowserAuthorized = [Depends(require_browser)]

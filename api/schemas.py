@@ -7,6 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+#: Bounds of query and path numbers: what Postgres can take (an out-of-range value gets 422, never a 500).
+MAX_OFFSET = 2**31 - 1
+MAX_ID = 2**63 - 1
+MAX_TAIL = 1_000_000
+
 RunStatus = Literal["queued", "running", "success", "failed", "cancelled"]
 StepStatus = Literal["pending", "running", "success", "failed", "skipped"]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run any dbt command against the product's database (DATABASE_URL, or the embedded Postgres, started for
-# the command and stopped after it if nothing else runs it). The input CSVs in $DATA_DIR are validated and
+# the command if needed and stopped after it unless another process of ours still uses it). The input CSVs in $DATA_DIR are validated and
 # normalised first. Examples: scripts/dbt.sh build | scripts/dbt.sh docs generate | scripts/dbt.sh show --select user_features
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the image and start Postgres + the app with Docker Compose, then wait until the app is healthy.
 # Usage: scripts/docker-up.sh [--timeout SECONDS]   (default 180)
-# Creates .env from .env.example with a random POSTGRES_PASSWORD when .env is missing.
+# Creates .env from .env.example with a random POSTGRES_PASSWORD and API_TOKEN when .env is missing (and adds
+# an API_TOKEN to an older .env that has none).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,12 +32,24 @@ done
 # shellcheck source=scripts/_compose.sh
 source "$ROOT/scripts/_compose.sh"
 
+random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+
 if [[ ! -f .env ]]; then
-    echo "creating .env from .env.example with a random POSTGRES_PASSWORD"
-    password="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-    (umask 077 && sed "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=${password}/" .env.example >.env)
-elif grep -qx 'POSTGRES_PASSWORD=change-me' .env; then
-    echo "warning: POSTGRES_PASSWORD in .env is still the placeholder 'change-me'; set a real one" >&2
+    echo "creating .env from .env.example with a random POSTGRES_PASSWORD and API_TOKEN"
+    password="$(random_hex 16)"
+    token="$(random_hex 32)"
+    (umask 077 && sed -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=${password}/" \
+        -e "s/^API_TOKEN=.*/API_TOKEN=${token}/" .env.example >.env)
+else
+    if grep -qx 'POSTGRES_PASSWORD=change-me' .env; then
+        echo "warning: POSTGRES_PASSWORD in .env is still the placeholder 'change-me'; set a real one" >&2
+    fi
+    if ! grep -q '^API_TOKEN=.' .env; then
+        echo "adding a random API_TOKEN to .env (the API refuses to serve the network without one)"
+        (umask 077 && echo "API_TOKEN=$(random_hex 32)" >>.env)
+    elif grep -qx 'API_TOKEN=change-me' .env; then
+        echo "warning: API_TOKEN in .env is still the placeholder 'change-me'; set a real one" >&2
+    fi
 fi
 
 echo "building the image and starting db + app (${compose[*]} up -d --build)"
@@ -72,6 +85,7 @@ echo "app is healthy"
 echo "  API:        ${base}  (GET ${base}/health)"
 echo "  OpenAPI:    ${base}/docs"
 echo "  dbt docs:   ${base}/dbt-docs/"
-echo "  rebuild:    the trigger endpoint is listed at ${base}/docs (send 'Authorization: Bearer \$API_TOKEN' if API_TOKEN is set)"
+echo "  rebuild:    scripts/trigger.sh, or curl -X POST -H \"Authorization: Bearer \$API_TOKEN\" ${base}/trigger"
+echo "  browser:    log in at ${base}/login with the API_TOKEN from .env (for /docs and /dbt-docs/)"
 echo "  logs:       ${compose[*]} logs -f app"
 echo "  stop:       scripts/docker-down.sh   (--volumes also drops the data)"

@@ -18,6 +18,14 @@ if [ -z "$url" ]; then
   url="$("$VENV_DIR/bin/python" -m api.cli db url 2>/dev/null || true)"
 fi
 if [ -n "$url" ] && command -v psql >/dev/null 2>&1; then
-  exec psql "$url" -X -P pager=off -v ON_ERROR_STOP=1 -c "$SQL"
+  # the URL (and its password) goes to psql through libpq's PG* variables, never on a command line
+  eval "$(QUERY_URL="$url" "$VENV_DIR/bin/python" - <<'PY'
+import os, shlex
+from api.core.database import Database
+for key, value in Database(os.environ["QUERY_URL"]).libpq_env().items():
+    print(f"export {key}={shlex.quote(value)}")
+PY
+)"
+  exec psql -X -P pager=off -v ON_ERROR_STOP=1 -c "$SQL"
 fi
 exec "$VENV_DIR/bin/python" -m api.cli query "$@"

@@ -2,6 +2,8 @@
 # Set up as run.sh does (plus the pinned test tools) and run every check: ruff, hadolint and the compose
 # schema, sqlfluff on the dbt models, then pytest, whose integration tests run the real dbt and the real API
 # against a real Postgres: TEST_DATABASE_URL if set, else an embedded one started (and stopped) here.
+# pytest includes schemathesis (tests/api/test_schemathesis.py): every OpenAPI operation fuzzed against the
+# served API, with and without the token; no 5xx, every answer matching its schema.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k trigger -x
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,9 +35,9 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   }
   trap cleanup EXIT
   echo "test: starting an embedded Postgres for the tests in $TEST_STATE"
-  line="$(env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db start)"
-  TEST_DATABASE_URL="${line%%  *}"
-  export TEST_DATABASE_URL="${TEST_DATABASE_URL#DATABASE_URL=}"
+  env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db start
+  TEST_DATABASE_URL="$(env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db url)"
+  export TEST_DATABASE_URL
 fi
 
 echo "test: sqlfluff (dbt templater) on dbt_project"

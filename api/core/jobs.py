@@ -38,7 +38,6 @@ from api.core.seeds import SEED_FILES, DataError, prepare_seeds
 
 log = logging.getLogger(__name__)
 
-KEEP_RUN_DIRS = 30
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
 #: The API's test step runs the data tests. Unit tests check the models' logic, not the data: they run in
 #: scripts/test.sh and in `scripts/dbt.sh build`, as dbt Labs recommends, not on every rebuild.
@@ -182,8 +181,9 @@ class RunExecution:
         return self._dbt(TEST_ARGS, log_file, "test", self.suffix, "target")
 
     def step_publish(self, log_file: IO[str]) -> StepOutcome:
-        publish.publish(self.handle.conn, self.suffix, publish.retired_suffix(self.run_id), run_id=self.run_id)
+        publish.publish(self.handle.conn, self.suffix, f"r{self.run_id}", run_id=self.run_id)
         log_file.write(f"published schemas {', '.join(publish.BUILD_SCHEMAS)} from run {self.run_id}\n")
+        publish.drop_retired_later(self.db)  # never inline: a reader may still be in the old mart
         return StepOutcome(ok=True)
 
     def step_docs(self, log_file: IO[str]) -> StepOutcome:
@@ -244,6 +244,10 @@ class RunExecution:
                         break
                 else:
                     status = "success"
+            except runs.LockLost as exc:
+                log.error("run %s: %s", self.run_id, exc)
+                log_file.write(f"{exc}\n")
+                error = str(self.handle.lock_lost or exc)
             except Exception as exc:
                 log.exception("run %s crashed", self.run_id)
                 log_file.write(traceback.format_exc())
@@ -259,13 +263,14 @@ class RunExecution:
                 s.update(status="failed", finished_at=now().isoformat())
             elif s["status"] == "pending":
                 s["status"] = "skipped"
-        try:  # before the outcome is recorded, so that a finished run never leaves its build schemas behind
-            publish.drop_build(self.handle.conn, self.suffix)
-        except Exception:  # they are dropped at the next run's start, or at the next API start-up
-            log.warning("could not drop the build schemas of run %s", self.run_id, exc_info=True)
+        if self.handle.lock_lost is None:  # without the lock, the build schemas may be another run's now
+            try:  # before the outcome is recorded, so that a finished run never leaves its build schemas behind
+                publish.drop_build(self.handle.conn, self.suffix)
+            except Exception:  # they are dropped at the next run's start, or at the next API start-up
+                log.warning("could not drop the build schemas of run %s", self.run_id, exc_info=True)
         self.handle.update(
             status=status, finished_at=now(), steps=self.steps, error=error, failures=found or None,
-            progress=None, dbt_pid=None,
+            progress=None, dbt_pid=None, final=True,
         )  # fmt: skip
         webhooks.run_event(self.settings, self.db, webhooks.FINISHED_EVENT.get(status, "run.failed"), self.run_id)
         log_file.write(f"run {self.run_id} {status}\n" + (f"{error}\n" if error else ""))
@@ -432,7 +437,14 @@ class JobRunner:
         self.worker.close()
 
     def _prune(self) -> None:
-        root = self.settings.state_dir / "runs"
-        dirs = sorted((p for p in root.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
-        for old in dirs[:-KEEP_RUN_DIRS]:
-            shutil.rmtree(old, ignore_errors=True)
+        """Keep RUNS_KEEP runs: older rows of ops.runs and their folders go."""
+        try:
+            oldest = runs.prune(self.db, self.settings.runs_keep)
+        except psycopg.Error:
+            log.warning("could not prune the run history", exc_info=True)
+            return
+        if oldest is None:
+            return
+        for old in (self.settings.state_dir / "runs").glob("*"):
+            if old.name.isdigit() and int(old.name) < oldest:
+                shutil.rmtree(old, ignore_errors=True)

@@ -5,17 +5,27 @@ The publishing transaction also writes the run id into the comment of `marts.use
 so readers can tell which run built what they read (the API's ETag and `X-Mart-Run-Id`, see mart.py).
 
 Readers of `marts.user_features` never see a missing or half-built table: until the commit they resolve the
-old schema, after it the new one, and the old tables are dropped afterwards (DROP waits for readers that still
-hold them). Views keep pointing at the right tables because they bind to tables, not names.
+old schema, after it the new one. Views keep pointing at the right tables because they bind to tables, not
+names. The replaced schemas (`marts__retired_r42`, ...) are dropped afterwards, in the background, each try
+with a short lock_timeout: a reader still inside a transaction on the old mart is never waited on (nor made
+to wait); what cannot be dropped now is dropped at the next publish or start-up.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+import time
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
+
+from api.core import runs
+from api.core.database import Database
+
+log = logging.getLogger(__name__)
 
 #: The schemas dbt builds per run, and which a publish swaps in together (dependency order).
 BUILD_SCHEMAS = ("raw", "staging", "intermediate", "marts")
@@ -24,12 +34,12 @@ BUILD_SUFFIX = "__build"
 #: The table whose comment names the run that published it: "published by features-mart run <id>".
 MART_TABLE = "user_features"
 PUBLISHED_BY = "published by features-mart run {run_id}"
-_LEFTOVER = re.compile(r"^(raw|staging|intermediate|marts)__(build|r\d+|retired_r\d+)$")
-
-
-def retired_suffix(run_id: int) -> str:
-    """What the schemas replaced by run `run_id`'s publish are renamed to, until they are dropped."""
-    return f"__retired_r{run_id}"
+_LEFTOVER = re.compile(r"^(raw|staging|intermediate|marts)__(r\d+|build|retired_\w+)$")
+_RETIRED = re.compile(r"^(raw|staging|intermediate|marts)__retired_\w+$")
+#: How long one drop of a replaced schema may wait for a reader's lock before it gives up (and retries later).
+DROP_LOCK_TIMEOUT = "1s"
+DROP_RETRY_SECONDS = 5.0
+DROP_ATTEMPTS = 60  # then the next publish, or start-up, takes over
 
 
 def _existing(conn: psycopg.Connection) -> set[str]:
@@ -37,11 +47,18 @@ def _existing(conn: psycopg.Connection) -> set[str]:
         return {r[0] for r in cur.execute("select nspname from pg_namespace").fetchall()}
 
 
-def publish(conn: psycopg.Connection, suffix: str, retired: str, run_id: int | None = None) -> None:
-    """Make the `*{suffix}` schemas the published ones, atomically, then drop what they replaced (renamed to
-    `*{retired}` meanwhile). With `run_id`, the mart table's comment names that run (in the same transaction)."""
+def publish(
+    conn: psycopg.Connection, suffix: str, retired_tag: str | None = None, run_id: int | None = None
+) -> list[str]:
+    """Make the `*{suffix}` schemas the published ones, atomically, on the connection that holds the run lock
+    (checked inside the transaction). The replaced ones are renamed `*__retired_{retired_tag}` (unique per
+    run) and returned: drop them with `drop_retired_later`, never inline. With `run_id`, the mart table's
+    comment names that run (in the same transaction)."""
+    retired = f"__retired_{retired_tag or suffix.lstrip('_')}"
     with conn.transaction():
         conn.execute("set local lock_timeout = '60s'")
+        if not runs.holds_run_lock(conn):
+            raise runs.LockLost("cannot publish: this run does not hold the run lock (its connection was lost)")
         existing = _existing(conn)
         missing = [s + suffix for s in BUILD_SCHEMAS if s + suffix not in existing]
         if missing:
@@ -62,12 +79,54 @@ def publish(conn: psycopg.Connection, suffix: str, retired: str, run_id: int | N
                     sql.Identifier("marts", MART_TABLE), sql.Literal(PUBLISHED_BY.format(run_id=run_id))
                 )
             )
-    drop_schemas(conn, [s + retired for s in BUILD_SCHEMAS])
+    return [s + retired for s in BUILD_SCHEMAS if s in existing]
 
 
 def drop_schemas(conn: psycopg.Connection, names: list[str]) -> None:
     for name in names:
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name)))
+
+
+def try_drop_schemas(conn: psycopg.Connection, names: list[str]) -> list[str]:
+    """Drop each schema unless a reader holds a lock on it (waiting DROP_LOCK_TIMEOUT at most); returns the
+    names left for later."""
+    left = []
+    for name in names:
+        try:
+            with conn.transaction():
+                conn.execute(f"set local lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+                conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name)))
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+            left.append(name)
+    return left
+
+
+def retired_schemas(conn: psycopg.Connection) -> list[str]:
+    return sorted(n for n in _existing(conn) if _RETIRED.match(n))
+
+
+def drop_retired_later(db: Database) -> threading.Thread:
+    """In a background thread, drop every retired schema (this run's and any left before), retrying every
+    DROP_RETRY_SECONDS while a reader holds one, DROP_ATTEMPTS times."""
+    attempts, interval = DROP_ATTEMPTS, DROP_RETRY_SECONDS
+
+    def work() -> None:
+        for attempt in range(attempts):
+            try:
+                with db.connect() as conn:
+                    left = try_drop_schemas(conn, retired_schemas(conn))
+            except psycopg.Error as exc:  # the database is away, or being dropped (tests): try later
+                log.info("could not drop retired schemas yet: %s", exc)
+                left = ["?"]
+            if not left:
+                return
+            if attempt + 1 < attempts:
+                time.sleep(interval)
+        log.warning("retired schemas %s are still in use; the next publish or start-up drops them", left)
+
+    thread = threading.Thread(target=work, name="drop-retired", daemon=True)
+    thread.start()
+    return thread
 
 
 def drop_build(conn: psycopg.Connection, suffix: str) -> None:
@@ -79,7 +138,8 @@ def drop_build(conn: psycopg.Connection, suffix: str) -> None:
 
 
 def drop_leftovers(conn: psycopg.Connection) -> list[str]:
-    """Drop build and retired schemas left by runs that died (call only while holding the run lock)."""
+    """Drop build and retired schemas left by runs that died (call only while holding the run lock); a schema
+    a reader still holds is skipped. Returns the names dropped."""
     names = sorted(n for n in _existing(conn) if _LEFTOVER.match(n))
-    drop_schemas(conn, names)
-    return names
+    left = try_drop_schemas(conn, names)
+    return [n for n in names if n not in left]

@@ -8,6 +8,9 @@ holds RUN_LOCK belongs to a dead process: it is marked failed ("interrupted").
 
 Cancelling is a request written to the run's row (`cancel_requested_at`, `cancel_reason`), so any process on
 the database can cancel any run; the process executing the run notices it and ends the run `cancelled`.
+A run whose connection broke reconnects and takes RUN_LOCK back; if another session took it meanwhile, the
+run has lost it for good (LockLost): it stops, publishes nothing, and is recorded failed. The lock's
+connection has TCP keepalives (both ends) so that the lock of a vanished host is freed within about a minute.
 """
 
 from __future__ import annotations
@@ -33,6 +36,14 @@ STATUSES = (*ACTIVE, "success", "failed", "cancelled")
 STEP_NAMES = ("seed", "run", "test", "publish", "docs")
 #: How long a run keeps trying to reach Postgres again to record its state (e.g. across a restart).
 RECONNECT_TIMEOUT = 60.0
+#: The lock connection notices a dead peer within ~30 s, client side (libpq) and server side (these GUCs), so a
+#: vanished API host's lock is released by the server in about a minute instead of the kernel's two hours.
+LOCK_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                   "tcp_user_timeout": 30000}  # fmt: skip
+_SERVER_KEEPALIVES = (
+    "set tcp_keepalives_idle = 10; set tcp_keepalives_interval = 5; set tcp_keepalives_count = 3; "
+    "set tcp_user_timeout = 30000"
+)
 
 _DDL = """
 create schema if not exists ops;
@@ -81,6 +92,23 @@ def ensure_schema(db: Database) -> None:
 
 def _connect(db: Database) -> psycopg.Connection:
     return db.connect(row_factory=dict_row)
+
+
+def _lock_connect(db: Database) -> psycopg.Connection:
+    """A connection to hold RUN_LOCK on: keepalives on both ends."""
+    conn = db.connect(row_factory=dict_row, **LOCK_KEEPALIVES)
+    conn.execute(_SERVER_KEEPALIVES)
+    return conn
+
+
+def holds_run_lock(conn: psycopg.Connection) -> bool:
+    """True when this connection's session holds RUN_LOCK (asked of the server, not remembered)."""
+    row = conn.execute(
+        "select exists (select 1 from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() "
+        "and granted and classid::bigint = %s and objid::bigint = %s and objsubid = 2)",
+        (LOCK_CLASS, RUN_LOCK),
+    ).fetchone()
+    return bool(row[0] if isinstance(row, tuple) else next(iter(row.values())))
 
 
 def get_run(db: Database, run_id: int) -> dict[str, Any] | None:
@@ -134,6 +162,18 @@ def request_cancel(db: Database, run_id: int, reason: str) -> dict[str, Any]:
         return conn.execute(f"select {_COLUMNS} from ops.runs where run_id = %s", (run_id,)).fetchone()  # noqa: S608
 
 
+def prune(db: Database, keep: int) -> int | None:
+    """Delete finished runs older than the newest `keep`; returns the oldest run id kept (None: nothing to do)."""
+    with _connect(db) as conn:
+        row = conn.execute(
+            "select run_id from ops.runs order by run_id desc offset %s limit 1", (max(keep, 1) - 1,)
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute("delete from ops.runs where run_id < %s and status not in ('queued', 'running')", (row["run_id"],))
+        return row["run_id"]
+
+
 def active_run_id(conn: psycopg.Connection) -> int | None:
     row = conn.execute(
         "select run_id from ops.runs where status in ('queued', 'running') order by run_id desc limit 1"
@@ -165,19 +205,31 @@ class RunBusy(Exception):
         self.active_run_id = active_run_id
 
 
+class LockLost(Exception):
+    """This run's connection broke and another session took RUN_LOCK meanwhile: the run must stop."""
+
+
 class RunHandle:
-    """A run that this process owns: it holds RUN_LOCK on `conn` until `release()`."""
+    """A run that this process owns: it holds RUN_LOCK on `conn` until `release()`, unless `lock_lost` says
+    why it lost it."""
 
     def __init__(self, db: Database, conn: psycopg.Connection, run_id: int) -> None:
         self.db = db
         self.conn = conn
         self.run_id = run_id
+        self.lock_lost: str | None = None
 
-    def update(self, *, retry_for: float = RECONNECT_TIMEOUT, **fields: Any) -> None:
+    def update(self, *, retry_for: float = RECONNECT_TIMEOUT, final: bool = False, **fields: Any) -> None:
         """Write fields of the run row. Survives a lost connection (e.g. Postgres restarted mid-run) by
-        reconnecting, for up to `retry_for` seconds, so the outcome of the run is still recorded."""
-        if not fields:
-            return
+        reconnecting, for up to `retry_for` seconds, so the outcome of the run is still recorded.
+
+        Raises LockLost (after writing) once the run has lost RUN_LOCK, unless `final` (recording the end)."""
+        if fields:
+            self._write(retry_for, fields)
+        if self.lock_lost and not final:
+            raise LockLost(self.lock_lost)
+
+    def _write(self, retry_for: float, fields: dict[str, Any]) -> None:
         sets = ", ".join(f"{k} = %s" for k in fields)
         values = [json.dumps(v) if k in ("steps", "progress", "trigger", "failures") else v for k, v in fields.items()]
         sql = f"update ops.runs set {sets} where run_id = %s"  # noqa: S608 - keys are our own column names
@@ -193,14 +245,21 @@ class RunHandle:
         deadline = time.monotonic() + retry_for
         while True:  # a restarting server refuses connections for a moment
             try:
-                self.conn = _connect(self.db)
+                self.conn = _lock_connect(self.db)
                 break
             except psycopg.OperationalError:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.5)
-        # Take the lock again if it is free, so no other run starts while this one records its end.
-        self.conn.execute("select pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, RUN_LOCK))
+        # Take the lock back. If another session holds it now, a second run may be on its way: this one stops.
+        got = self.conn.execute("select pg_try_advisory_lock(%s, %s) as got", (LOCK_CLASS, RUN_LOCK)).fetchone()
+        if not got["got"] and self.lock_lost is None:
+            holder = active_run_id(self.conn)
+            self.lock_lost = (
+                f"run {self.run_id} lost the run lock: its database connection broke and "
+                f"{f'run {holder}' if holder not in (None, self.run_id) else 'another session'} took the lock "
+                "meanwhile; this run stopped and published nothing"
+            )
 
     def release(self) -> None:
         try:
@@ -229,7 +288,7 @@ def start_run(db: Database, trigger: dict[str, Any]) -> RunHandle:
 
 
 def _start_run(db: Database, trigger: dict[str, Any]) -> RunHandle:
-    conn = _connect(db)
+    conn = _lock_connect(db)
     try:
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, TRIGGER_LOCK))

@@ -598,7 +598,7 @@ def _write_outputs(out_dir: Path, parsed: dict[str, _ParsedFile]) -> None:
                 writer.writerows([row.values[column.name] for column in columns] for row in parsed[name].rows)
                 stream.flush()
                 os.fsync(stream.fileno())
-            os.chmod(tmp_name, 0o644)
+            os.chmod(tmp_name, 0o600)
         for name, tmp_path in temporary.items():
             os.replace(tmp_path, out_dir / name)
     finally:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
 from api.core.jobs import docs_dir
-from api.deps import TOKEN_COOKIE, Authorized, BearerCredentials, SettingsDep, require_token, token_matches
+from api.deps import BearerCredentials, BrowserAuthorized, SettingsDep, require_browser
 from api.schemas import Message
 
 router = APIRouter(prefix="/dbt-docs", tags=["dbt docs"])
@@ -29,27 +29,35 @@ def docs_redirect() -> RedirectResponse:
     return RedirectResponse("/dbt-docs/")
 
 
-@router.get("/", response_class=FileResponse, responses={404: {"model": Message}, 401: {"model": Message}})
-def docs_index(
-    request: Request,
-    settings: SettingsDep,
-    credentials: BearerCredentials,
-    token: str | None = Query(None, description="the API_TOKEN, for browsers: sets a cookie and redirects"),
-):
+@router.get(
+    "/",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"text/html": {}}},
+        303: {"description": "a browser that is not logged in is sent to /login"},
+        401: {"model": Message},
+        404: {"model": Message},
+    },
+)
+def docs_index(request: Request, settings: SettingsDep, credentials: BearerCredentials):
     """The dbt docs site (models, columns, tests, lineage) of the last successful run.
 
-    A browser cannot send a bearer header: open `/dbt-docs/?token=<API_TOKEN>` once; it sets a cookie."""
-    if settings.api_token and token is not None:
-        if not token_matches(settings, token):
-            raise HTTPException(status_code=401, detail="invalid token", headers={"WWW-Authenticate": "Bearer"})
-        response = RedirectResponse("/dbt-docs/", status_code=303)
-        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/dbt-docs")
-        return response
-    require_token(request, settings, credentials)
+    With API_TOKEN set, a browser logs in once at `/login` (a signed cookie, never the token in a URL)."""
+    try:
+        require_browser(request, settings, credentials)
+    except HTTPException:
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/login?next=/dbt-docs/", status_code=303)
+        raise
     return _file(settings, "index.html")
 
 
-@router.get("/{name}", response_class=FileResponse, dependencies=Authorized, responses={404: {"model": Message}})
+@router.get(
+    "/{name}",
+    response_class=FileResponse,
+    dependencies=BrowserAuthorized,
+    responses={401: {"model": Message}, 404: {"model": Message}},
+)
 def docs_file(name: Literal["manifest.json", "catalog.json"], settings: SettingsDep) -> FileResponse:
     """The site's data files (fetched by index.html)."""
     return _file(settings, name)

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.core import mart
 from api.deps import Authorized, DatabaseDep
-from api.schemas import FeaturesPage, Message, UserFeatures
+from api.schemas import MAX_ID, MAX_OFFSET, FeaturesPage, Message, UserFeatures
 
 router = APIRouter(prefix="/features", tags=["features"], dependencies=Authorized)
 
@@ -51,7 +51,7 @@ def list_features(
     response: Response,
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     format: Annotated[
         Literal["json", "csv"], Query(description="csv: the whole mart as CSV (limit and offset do not apply)")
     ] = "json",
@@ -75,7 +75,9 @@ def list_features(
 
 
 @router.get("/{user_id}", response_model=UserFeatures, responses={404: {"model": Message}, **_CACHED, **_NOT_READY})
-def get_features(user_id: int, request: Request, response: Response, db: DatabaseDep):
+def get_features(
+    user_id: Annotated[int, Path(ge=-MAX_ID, le=MAX_ID)], request: Request, response: Response, db: DatabaseDep
+):
     """One user's features (with the same `ETag` and `X-Mart-Run-Id` as the list)."""
     cached = _not_modified(request, db)
     if cached:

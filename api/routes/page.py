@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from api.deps import Authorized
+from api.deps import BearerCredentials, SettingsDep, require_browser
 from api.schemas import Message
 
 router = APIRouter(tags=["runs page"])
@@ -13,8 +13,15 @@ router = APIRouter(tags=["runs page"])
 PAGE = Path(__file__).resolve().parent.parent / "static" / "runs.html"
 
 
-@router.get("/", response_class=FileResponse, dependencies=Authorized, responses={401: {"model": Message}})
-def runs_page() -> FileResponse:
+@router.get("/", response_class=FileResponse, responses={401: {"model": Message}})
+def runs_page(request: Request, settings: SettingsDep, credentials: BearerCredentials) -> Response:
     """The runs page (HTML): runs with their steps, live progress of the active run, Trigger and Cancel
-    buttons, run durations. Protected like the docs site when API_TOKEN is set."""
+    buttons, run durations. With API_TOKEN set it needs the browser login (`/login`), like the docs site; its
+    own calls to the API then go with the login cookie (same-origin requests only)."""
+    try:
+        require_browser(request, settings, credentials)
+    except HTTPException:
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/login?next=/", status_code=303)
+        raise
     return FileResponse(PAGE, media_type="text/html", headers={"Cache-Control": "no-cache"})

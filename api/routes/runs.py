@@ -3,19 +3,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any, BinaryIO
 
 import psycopg
-from fastapi import APIRouter, Body, HTTPException, Query, Request
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi.responses import FileResponse, StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.core import runs, webhooks
 from api.deps import Authorized, DatabaseDep, SettingsDep
-from api.schemas import CancelRequest, Message, Run, RunPage, WebhookDelivery
+from api.schemas import MAX_ID, MAX_OFFSET, MAX_TAIL, CancelRequest, Message, Run, RunPage, WebhookDelivery
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=Authorized)
 log = logging.getLogger(__name__)
@@ -26,6 +26,9 @@ ARTIFACTS = ("manifest.json", "run_results.json", "catalog.json")
 EVENTS_POLL_SECONDS = 0.5
 #: The most log text one `log` event carries; the rest follows in the next events.
 LOG_CHUNK = 256 * 1024
+
+RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
+_CHUNK = 64 * 1024
 
 
 def to_run(row: dict[str, Any]) -> Run:
@@ -60,7 +63,7 @@ def fetch_run(db, run_id: int) -> Run:
 def list_runs(
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> RunPage:
     """Run history, newest first."""
     rows, total = runs.list_runs(db, limit, offset)
@@ -68,25 +71,64 @@ def list_runs(
 
 
 @router.get("/{run_id}", response_model=Run, responses={404: {"model": Message}})
-def get_run(run_id: int, db: DatabaseDep) -> Run:
+def get_run(run_id: RunId, db: DatabaseDep) -> Run:
     """One run: status, steps, live progress, and on failure what failed."""
     return fetch_run(db, run_id)
 
 
 @router.get(
     "/{run_id}/logs",
-    response_class=PlainTextResponse,
+    response_class=StreamingResponse,
     responses={200: {"content": {"text/plain": {}}}, 404: {"model": Message}},
 )
-def get_logs(run_id: int, db: DatabaseDep) -> PlainTextResponse:
-    """The run's dbt output as text (grows while the run is running)."""
+def get_logs(
+    run_id: RunId,
+    db: DatabaseDep,
+    tail: Annotated[int | None, Query(ge=1, le=MAX_TAIL, description="only the last N lines")] = None,
+) -> StreamingResponse:
+    """The run's dbt output as text, streamed (it grows while the run is running)."""
     row = runs.get_run(db, run_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"run {run_id} not found")
-    path = Path(row["log_path"]) if row["log_path"] else None
+    path = FilePath(row["log_path"]) if row["log_path"] else None
     if path is None or not path.is_file():
         raise HTTPException(status_code=404, detail=f"run {run_id} has no log on this server (not started, or pruned)")
-    return PlainTextResponse(path.read_text(encoding="utf-8", errors="replace"))
+    fh = open(path, "rb")  # noqa: SIM115 - closed by the generator, which the response drains
+    size = fh.seek(0, 2)  # what the log holds now: a running run keeps appending
+    start = _tail_offset(fh, size, tail) if tail else 0
+    return StreamingResponse(_read(fh, start, size), media_type="text/plain; charset=utf-8")
+
+
+def _tail_offset(fh: BinaryIO, size: int, lines: int) -> int:
+    """The offset where the last `lines` lines of the file's first `size` bytes begin."""
+    if size == 0:
+        return 0
+    fh.seek(size - 1)
+    pos = size - 1 if fh.read(1) == b"\n" else size  # a final newline ends the last line, it starts none
+    found = 0
+    while pos > 0:
+        step = min(_CHUNK, pos)
+        fh.seek(pos - step)
+        block = fh.read(step)
+        for i in range(len(block) - 1, -1, -1):
+            if block[i] == 0x0A:
+                found += 1
+                if found == lines:
+                    return pos - step + i + 1
+        pos -= step
+    return 0
+
+
+def _read(fh: BinaryIO, start: int, end: int) -> Iterator[bytes]:
+    with fh:
+        fh.seek(start)
+        left = end - start
+        while left > 0:
+            chunk = fh.read(min(_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
 
 
 @router.post(
@@ -96,7 +138,7 @@ def get_logs(run_id: int, db: DatabaseDep) -> PlainTextResponse:
     responses={404: {"model": Message}, 409: {"model": Message, "description": "the run has already finished"}},
 )
 def cancel_run(
-    run_id: int, request: Request, db: DatabaseDep, body: Annotated[CancelRequest | None, Body()] = None
+    run_id: RunId, request: Request, db: DatabaseDep, body: Annotated[CancelRequest | None, Body()] = None
 ) -> Run:
     """Cancel a queued or running run. dbt gets SIGINT (it cancels its queries), then SIGKILL after a grace
     period; the run ends `cancelled`, the published mart untouched. Answers at once with the run, which shows
@@ -114,7 +156,7 @@ def cancel_run(
 
 
 @router.get("/{run_id}/webhooks", response_model=list[WebhookDelivery], responses={404: {"model": Message}})
-def get_webhooks(run_id: int, db: DatabaseDep) -> list[WebhookDelivery]:
+def get_webhooks(run_id: RunId, db: DatabaseDep) -> list[WebhookDelivery]:
     """Every webhook delivery attempt of the run's events, oldest first (empty without WEBHOOK_URLS)."""
     fetch_run(db, run_id)
     return [WebhookDelivery(**row) for row in webhooks.deliveries(db, run_id)]
@@ -125,7 +167,7 @@ def get_webhooks(run_id: int, db: DatabaseDep) -> list[WebhookDelivery]:
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": Message}},
 )
-async def run_events(run_id: int, db: DatabaseDep) -> EventSourceResponse:
+async def run_events(run_id: RunId, db: DatabaseDep) -> EventSourceResponse:
     """Server-Sent Events while the run goes on: `progress` (the run's progress object, when it changes),
     `log` (new lines of the run's log), then one `status` event with the finished run, and the stream closes.
     For a run that has already ended: the `status` event at once."""
@@ -183,7 +225,7 @@ def _log_since(log_path: str | None, offset: int) -> tuple[str, int]:
     response_class=FileResponse,
     responses={200: {"content": {"application/json": {}}}, 404: {"model": Message}},
 )
-def get_artifact(run_id: int, name: str, db: DatabaseDep, settings: SettingsDep) -> FileResponse:
+def get_artifact(run_id: RunId, name: str, db: DatabaseDep, settings: SettingsDep) -> FileResponse:
     """dbt's `manifest.json`, `run_results.json` or `catalog.json` of the run (only these names). Old runs'
     files are pruned with their logs (the last 30 runs keep them)."""
     if name not in ARTIFACTS:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from tests.conftest import loose_modes
 
-def test_docs_site_before_and_after_a_run(client):
+
+def test_docs_site_before_and_after_a_run(client, settings):
     before = client.get("/dbt-docs/")
     assert before.status_code == 404 and "no dbt docs yet" in before.json()["detail"]
     assert client.get("/dbt-docs/manifest.json").status_code == 404
@@ -21,3 +23,6 @@ def test_docs_site_before_and_after_a_run(client):
     assert catalog["nodes"][mart]["metadata"]["schema"] == "marts"
     assert client.get("/dbt-docs", follow_redirects=False).status_code == 307
     assert client.get("/dbt-docs/run_results.json").status_code == 422  # only the site's own files
+    # run logs, the CSV copies, dbt targets and the docs site: this account only
+    assert (settings.state_dir / "docs" / "current" / "index.html").is_file()
+    assert not loose_modes(settings.state_dir)

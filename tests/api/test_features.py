@@ -83,3 +83,16 @@ def test_csv_streams_the_same_rows_as_json(client, settings, monkeypatch):
     assert by_id["1"]["tied_compound_ids"] == ";".join(map(str, alice["tied_compound_ids"]))
     nobody = [i for i in items if i["total_experiments"] == 0]
     assert all(by_id[str(i["user_id"])]["avg_experiment_run_time"] == "" for i in nobody)
+
+
+def test_out_of_range_parameters_get_422_everywhere(client):
+    huge = "100000000000000000000"
+    for path in (
+        f"/features?offset={huge}", f"/runs?offset={huge}", f"/features/{huge}", f"/features/-{huge}",
+        f"/runs/{huge}", f"/runs/{huge}/logs", "/runs/0", "/runs/1/logs?tail=0", f"/runs/1/logs?tail={huge}",
+        "/features?limit=1001", "/features?offset=-1", "/runs?limit=100000",
+    ):  # fmt: skip
+        answer = client.get(path)
+        assert answer.status_code == 422, (path, answer.status_code, answer.text)
+    assert client.get("/runs?offset=2147483647").json()["items"] == []
+    assert client.get("/features/9223372036854775807").status_code == 503  # in range: no mart yet

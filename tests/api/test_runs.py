@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from api.core import runs
 from api.main import create_app
-from tests.conftest import run_cli, wait_for_run
+from tests.conftest import LOCAL, run_cli, wait_for_run
 
 
 def test_history_is_newest_first_and_paginated(client):
@@ -29,7 +29,7 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(settings, da
     handle = runs.start_run(database, {"source": "test"})
     handle.update(status="running")
     handle.conn.close()  # the owner "dies": its connection, and so its lock, is gone
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOCAL) as client:
         run = client.get(f"/runs/{handle.run_id}").json()
         assert run["status"] == "failed" and run["error"].startswith("interrupted")
         assert run["finished_at"] is not None
@@ -38,12 +38,12 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(settings, da
 
 def test_history_survives_a_restart(settings, client):
     run_id = client.post("/trigger?wait=true").json()["run_id"]
-    with TestClient(create_app(settings)) as again:
+    with TestClient(create_app(settings), base_url=LOCAL) as again:
         assert again.get(f"/runs/{run_id}").json()["status"] == "success"
 
 
 def test_stopping_the_api_mid_run_records_the_run_as_interrupted(settings, database):
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOCAL) as client:
         run_id = client.post("/trigger").json()["run_id"]
         deadline = time.monotonic() + 120
         while client.get(f"/runs/{run_id}").json()["progress"] is None and time.monotonic() < deadline:

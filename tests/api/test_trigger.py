@@ -46,6 +46,10 @@ def test_get_trigger_with_wait_returns_the_final_run(client):
     assert logs.status_code == 200 and logs.headers["content-type"].startswith("text/plain")
     for line in ("$ dbt seed", "$ dbt run", "$ dbt test", "$ dbt docs generate", "Completed successfully"):
         assert line in logs.text
+    lines = logs.text.splitlines(keepends=True)
+    for n in (1, 3, len(lines), len(lines) + 5):
+        tail = client.get(f"/runs/{run['run_id']}/logs?tail={n}")
+        assert tail.status_code == 200 and tail.text == "".join(lines[-n:]), n
 
 
 def test_a_second_trigger_during_a_run_gets_409_naming_it(client):

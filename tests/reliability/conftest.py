@@ -27,7 +27,7 @@ from api.config import REPO_ROOT, Settings
 from api.core import publish, runs
 from api.core.database import Database
 from api.main import create_app
-from tests.conftest import RUN_TIMEOUT, free_port, python_env, run_cli, wait_until
+from tests.conftest import LOCAL, RUN_TIMEOUT, free_port, python_env, run_cli, wait_until
 
 PUBLISHED_SCHEMAS = publish.BUILD_SCHEMAS
 _RUN_SCHEMA = re.compile(rf"^({'|'.join(PUBLISHED_SCHEMAS)})__")
@@ -239,7 +239,7 @@ def serve(settings, tmp_path) -> Iterator[ApiServers]:
 @pytest.fixture
 def client(settings) -> Iterator[TestClient]:
     """The real app in-process (its lifespan runs: start-up recovery, and shutdown ends a run's dbt)."""
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), base_url=LOCAL) as test_client:
         yield test_client
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 
 from api.config import REPO_ROOT
-from tests.conftest import python_env
+from api.core import runs
+from api.core.database import Database
+from tests.conftest import loose_modes, python_env, wait_until
 from tests.datasets import copy_canonical, messy_variants, set_cell
 
 
@@ -28,6 +30,22 @@ def test_dbt_sh_build_with_relative_paths_and_messy_input(settings, tmp_path):
     assert f"input {data} ok" in done.stdout
     assert "dbt.sh: built into raw, staging, intermediate, marts on postgresql://" in done.stdout
     assert (tmp_path / "my-state" / "cli" / "target" / "manifest.json").is_file()
+    # the normalised CSV copies (personal data), the log and dbt's target: this account only
+    assert (tmp_path / "my-state" / "cli" / "seeds" / "users.csv").is_file()
+    assert not loose_modes(tmp_path / "my-state")
+
+
+def test_a_writing_command_takes_the_run_lock_whatever_options_precede_it(settings, tmp_path):
+    with runs.run_lock(Database(settings.database_url.get_secret_value())):
+        for args in (
+            ["--debug", "build"],
+            ["--log-level", "debug", "seed"],
+            ["-t", "default", "--no-partial-parse", "run"],
+        ):
+            done = dbt_sh(settings, tmp_path, *args)
+            assert done.returncode == 1 and "try again when it has finished" in done.stderr, (args, done.stderr[-2000:])
+        done = dbt_sh(settings, tmp_path, "--log-level", "warn", "ls", "--select", "user_features")
+        assert done.returncode == 0, done.stderr[-2000:]  # a reading command needs no lock
 
 
 def test_dbt_sh_bad_input_names_the_experiment(settings, tmp_path):
@@ -35,3 +53,45 @@ def test_dbt_sh_bad_input_names_the_experiment(settings, tmp_path):
     done = dbt_sh(settings, tmp_path, "build")
     assert done.returncode == 1
     assert "user_experiments.csv, line 6 (experiment_id 5): experiment_compound_ids '1;;2'" in done.stderr
+
+
+def test_the_embedded_postgres_stops_only_when_its_last_user_exits(settings, tmp_path):
+    """The API and scripts/dbt.sh share one embedded Postgres (same STATE_DIR, no DATABASE_URL): dbt.sh ending
+    leaves it to the API; the API ending stops it; one orphaned by a SIGKILLed API is adopted by the next user
+    and stopped when that one ends."""
+    from api.core.database import EmbeddedPostgres
+    from tests.reliability.conftest import ApiServer
+
+    embedded = settings.model_copy(update={"database_url": None, "state_dir": tmp_path / "state"})
+    postgres = EmbeddedPostgres(embedded.state_dir)
+    # dbt.sh starts it, for a query that lasts; the API reuses it meanwhile
+    slow = subprocess.Popen(
+        [str(REPO_ROOT / "scripts" / "dbt.sh"), "show", "--inline", "select pg_sleep(15) as slept"],
+        cwd=tmp_path, env=python_env(embedded), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: postgres.running_port(), 120, "dbt.sh to start the embedded Postgres")
+        api = ApiServer(embedded, tmp_path / "api.log").start()
+        overlapped = slow.poll() is None
+    finally:
+        output, _ = slow.communicate(timeout=300)
+    try:
+        assert slow.returncode == 0, output[-2000:]
+        assert overlapped, "dbt.sh ended before the API was up: the test proved nothing (machine too slow?)"
+        assert api.client.get("/health").json() == {"status": "ok", "database": "ok"}, "dbt.sh stopped it"
+        done = dbt_sh(embedded, tmp_path, "ls", "--select", "user_features")
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert api.client.get("/health").json() == {"status": "ok", "database": "ok"}, "dbt.sh stopped it"
+    finally:
+        api.stop()
+    assert postgres.running_port() is None, "the API was its last user"
+
+    api = ApiServer(embedded, tmp_path / "api-2.log").start()
+    try:
+        port = postgres.running_port()
+    finally:
+        api.kill()
+    assert postgres.running_port() == port, "orphaned, still running"
+    done = dbt_sh(embedded, tmp_path, "ls", "--select", "user_features")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert postgres.running_port() is None, "adopted by dbt.sh and stopped when it ended"

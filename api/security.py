@@ -1,0 +1,167 @@
+"""Who may talk to the API, and what never leaks from it.
+
+- Requests: the Host header must name this server (localhost, HOST, ALLOWED_HOSTS), which defeats DNS
+  rebinding; a request a browser marks `Sec-Fetch-Site: cross-site` may not change state (any method but
+  GET/HEAD/OPTIONS, and GET /trigger), which defeats a web page firing `<img src=".../trigger">`.
+- Browser sessions: POST /login trades the token for a signed, expiring cookie (HMAC-SHA256 keyed by a key
+  derived from API_TOKEN, so changing the token ends every session). The cookie is accepted by browser
+  pages only (docs), never by the JSON API.
+- Logs: every log record (ours and uvicorn's, access log included) has the token, the database password and
+  any `token=` query value replaced by `***` before it is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import re
+import socket
+import time
+from urllib.parse import quote, quote_plus
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.config import Settings
+
+SESSION_COOKIE = "features_mart_session"
+SESSION_SECONDS = 12 * 3600
+#: Paths every Host may reach: Docker's and Kubernetes' probes call them by IP.
+OPEN_PATHS = frozenset({"/health"})
+#: GET endpoints that change state (GET /trigger exists so that a plain `curl .../trigger` works).
+STATE_CHANGING_GETS = frozenset({"/trigger"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - names of "every interface", compared, not bound
+
+
+# --------------------------------------------------------------------------- browser sessions
+
+
+def _session_key(token: str) -> bytes:
+    return hmac.new(token.encode(), b"features-mart browser session v1", hashlib.sha256).digest()
+
+
+def make_session(token: str, now: float | None = None) -> str:
+    """A cookie value valid for SESSION_SECONDS: `v1.<expiry>.<hmac>`. It holds no part of the token."""
+    expires = int((now or time.time()) + SESSION_SECONDS)
+    payload = f"v1.{expires}"
+    return f"{payload}.{hmac.new(_session_key(token), payload.encode(), hashlib.sha256).hexdigest()}"
+
+
+def session_valid(token: str, value: str | None, now: float | None = None) -> bool:
+    if not value or value.count(".") != 2:
+        return False
+    version, expires, signature = value.split(".")
+    expected = hmac.new(_session_key(token), f"{version}.{expires}".encode(), hashlib.sha256).hexdigest()
+    if version != "v1" or not hmac.compare_digest(signature.encode(), expected.encode()):
+        return False
+    return expires.isdigit() and int(expires) > (now or time.time())
+
+
+def safe_next(target: str | None, default: str = "/dbt-docs/") -> str:
+    """Where to send the browser after login: a path on this server only (never `//host` or a URL)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and "\\" not in target:
+        return target
+    return default
+
+
+# --------------------------------------------------------------------------- Host and cross-site checks
+
+
+def allowed_hosts(settings: Settings) -> set[str] | None:
+    """Host names this server answers to; None means any (ALLOWED_HOSTS=*)."""
+    extra = {h.strip().lower().strip("[]").rstrip(".") for h in settings.allowed_hosts.split(",") if h.strip()}
+    if "*" in extra:
+        return None
+    names = {"localhost", "127.0.0.1", "::1", *extra}
+    host = settings.host.strip("[]").lower()
+    if host in _WILDCARD_HOSTS:  # every interface: this machine's names and addresses
+        hostname = socket.gethostname().lower()
+        names |= {hostname, socket.getfqdn().lower()}
+        with contextlib.suppress(OSError):
+            names |= set(socket.gethostbyname_ex(hostname)[2])
+    else:
+        names.add(host)
+    return names
+
+
+def host_name(header: str) -> str:
+    """'[::1]:8000' -> '::1', 'Example.org:80' -> 'example.org'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    if header.count(":") == 1:
+        header = header.split(":", 1)[0]
+    return header.rstrip(".")
+
+
+class RequestGuard:
+    """ASGI middleware: 400 for a Host header that is not ours, 403 for a cross-site state change."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.allowed = allowed_hosts(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            path, method = scope["path"], scope["method"].upper()
+            host = headers.get("host", "")
+            if self.allowed is not None and path not in OPEN_PATHS and host_name(host) not in self.allowed:
+                detail = f"Host header {host!r} is not a name of this server; add it to ALLOWED_HOSTS"
+                await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
+                return
+            changes_state = method not in SAFE_METHODS or path in STATE_CHANGING_GETS
+            if changes_state and headers.get("sec-fetch-site", "").lower() == "cross-site":
+                detail = (
+                    f"{method} {path} changes state and was sent by another site's page (Sec-Fetch-Site: "
+                    "cross-site): refused. Call it from this server's pages, curl or a script."
+                )
+                await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+# --------------------------------------------------------------------------- logs
+
+_TOKEN_PARAM = re.compile(r"(?i)([?&;](?:token|api_token|access_token|password)=)[^&;\s\"']*")
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces secrets (and `token=` query values) in a record's message and arguments with `***`."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        variants = {v for s in secrets if s for v in (s, quote(s, safe=""), quote_plus(s))}
+        self.secrets = sorted(variants, key=len, reverse=True)
+
+    def clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return _TOKEN_PARAM.sub(r"\1***", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = self.clean(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.clean(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: self.clean(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.clean(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def redact_logs(secrets: list[str]) -> None:
+    """Put a RedactSecrets filter on every handler of every logger configured now (uvicorn's included)."""
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.root.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            for old in [f for f in handler.filters if isinstance(f, RedactSecrets)]:
+                handler.removeFilter(old)
+            handler.addFilter(RedactSecrets(secrets))
