@@ -205,7 +205,7 @@ def _expected_header(name: str) -> str:
     return ",".join(column.name for column in SEED_FILES[name])
 
 
-CHUNK_CHARS = 1 << 20
+CHUNK_CHARS = 1 << 18
 """How much text is read at a time (then completed to the end of its line)."""
 SMALL_BLOCK = 16
 """A block of ordinary lines that fails the fast check and has at most this many lines is
@@ -444,10 +444,6 @@ _UNEXPECTED_AFTER_QUOTE = (
     'a quoted value write it twice (""), or leave the value unquoted'
 )
 _NEVER_CLOSED = 'a quoted value starting on this line is never closed (missing closing ")'
-_TOO_LONG = (
-    f"a record longer than {MAX_RECORD_CHARS} characters starts on this line; "
-    'is the closing quote (") of a quoted value missing?'
-)
 
 
 def _skip_blanks(text: str, pos: int) -> int:
@@ -811,7 +807,11 @@ class _Scan:
             if eof_close:  # no closing quote up to the end of the file (see above)
                 self._broken(_UNEXPECTED_AFTER_QUOTE, start, record)
             else:
-                self._broken(_TOO_LONG, start)
+                self._broken(
+                    f"a record longer than {MAX_RECORD_CHARS} characters starts on this line; "
+                    'is the closing quote (") of a quoted value missing?',
+                    start,
+                )
             return None
         if not record:
             return None
