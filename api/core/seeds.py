@@ -479,6 +479,26 @@ def _plain_ids(joined: str, sep: str) -> bool:
     return True
 
 
+_SIMPLY_QUOTED = re.compile(r'(?:[ \t]*"[^",\n]*"[ \t]*|[^",\n]*)(?:,(?:[ \t]*"[^",\n]*"[ \t]*|[^",\n]*))*')
+"""A line whose quotes only wrap whole values holding no quote or comma: a record of its own,
+read exactly like the same line with its quotes removed."""
+
+
+_SPACES_BUT_LF = (
+    "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""What ``str.strip()`` removes (``str.isspace``), except the line feed (which ends a record)."""
+
+
+def _tidy(lines: list[str]) -> list[str]:
+    """Quote-free lines or simply quoted ones (see ``_SIMPLY_QUOTED``) as the careful path reads
+    them: quotes removed, whitespace around values trimmed, blank records dropped."""
+    text = "\n".join(map(str.strip, "\n".join(lines).replace('"', "").split("\n")))
+    text = ",".join(map(str.strip, text.split(","), repeat(_SPACES_BUT_LF)))
+    return [line for line in text.split("\n") if line.strip(",")]
+
+
 _NUMBERS = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:\n[0-9]+(?:\.[0-9]+)?)*")
 
 
@@ -683,7 +703,7 @@ class _Scan:
             stop = end
             if src.quotes:
                 stop = start
-                while stop < end and '"' not in lines[stop]:
+                while stop < end and ('"' not in lines[stop] or _SIMPLY_QUOTED.fullmatch(lines[stop])):
                     stop += 1
             if stop > start:
                 block = lines if start == 0 and stop == end else lines[start:stop]
@@ -848,11 +868,16 @@ class _Scan:
     # ------------------------------------------------------------------ blocks of ordinary lines
 
     def _block(self, lines: list[str], base: int) -> None:
-        """Quote-free lines ``base``, ``base + 1``, ...: all checked at once when they are all
-        ordinary and right, else in smaller blocks, and finally one by one."""
+        """Lines ``base``, ``base + 1``, ..., each a whole record (no quotes, or only simply
+        quoted values): all checked at once when they are all ordinary and right (as they are,
+        or tidied), else in smaller blocks, and finally one by one."""
         fast = self._fast if self.locate is None else self._fast_locate
-        if fast(lines):
+        if '"' not in "".join(lines) and fast(lines):
             return
+        if max(map(len, lines)) <= self.field_limit:
+            tidy = _tidy(lines)
+            if not tidy or fast(tidy):  # (no records at all: blank lines only)
+                return
         if len(lines) <= SMALL_BLOCK:
             for offset, line in enumerate(lines):
                 self._one(line, base + offset)

@@ -581,3 +581,7 @@ def test_fast_path_writes_what_the_careful_path_writes(
     careful = prepare_seeds(data, tmp_path / "careful")
     assert fast.row_counts == careful.row_counts == {"users": 300, "user_experiments": 2000, "compounds": 40}
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "careful")
+
+
+def test_whitespace_trimmed_by_the_block_path_is_what_strip_trims() -> None:
+    assert "".join(c for c in map(chr, range(0x110000)) if c.isspace() and c != "\n") == seeds._SPACES_BUT_LF
