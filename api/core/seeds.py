@@ -1078,20 +1078,23 @@ def _scan_file(
     try:
         with path.open("rb") as raw:
             start = raw.read(2)
+        stream = path.open(encoding="utf-8-sig", newline=None)
+    except OSError as err:
+        fail.add(f"the file cannot be read: {err.strerror or err}")
+        return list(fail.kept), fail.count, None
+    with stream:
         if start in (b"\xff\xfe", b"\xfe\xff"):
             fail.add("the file is saved as UTF-16; save it as UTF-8 (CSV UTF-8) instead", line=1)
             return list(fail.kept), fail.count, None
-        scan = _Scan(name, _Source(path.open(encoding="utf-8-sig", newline=None)), loaded, output, output.open(name))
+        scan = _Scan(name, _Source(stream), loaded, output, output.open(name))
         try:
             scan.run()
-        finally:
-            scan.src.stream.close()
-    except UnicodeDecodeError:
-        _report_bad_utf8(path, fail)
-        return list(fail.kept), fail.count, None
-    except (OSError, _ReadError) as err:
-        fail.add(f"the file cannot be read: {getattr(err, 'strerror', None) or err}")
-        return list(fail.kept), fail.count, None
+        except UnicodeDecodeError:
+            _report_bad_utf8(path, fail)
+            return list(fail.kept), fail.count, None
+        except _ReadError as err:  # (an OSError while writing the copy is not the user's)
+            fail.add(f"the file cannot be read: {err}")
+            return list(fail.kept), fail.count, None
     kept, count = scan.problems()
     duplicates = {problem.key_id & ID_MASK for problem in kept if isinstance(problem, _Duplicate)}
     first_lines: dict[int, int] = {}
