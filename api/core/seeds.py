@@ -41,11 +41,14 @@ Decisions:
 Line numbers are 1-based physical lines of the user's file (CRLF counts as one line
 break); a record that spans lines (a quoted newline) is reported at the line it starts.
 
-How it is fast: ordinary lines (no quotes, no stray whitespace, canonical values) are
-checked a block at a time with string methods that run in C; a block that fails any check
-is split up until the lines at fault are checked one by one by the careful path, which
-gives every message. A duplicated key is reported with the line it first appeared on,
-found by a second, cheap pass over the file only when there are duplicates.
+How it is fast: lines that are records of their own (no quotes, or quotes only around whole
+values without quotes or commas) are checked a block at a time with string methods that run
+in C, as they are or tidied (quotes and whitespace around values removed, blank lines
+dropped); a block that fails any check is split up until the lines at fault go one by one
+through the careful path, which gives every message. Other records (a quoted comma, newline
+or doubled quote) always take the careful path. A duplicated key is reported with the line
+it first appeared on, found by a second, cheap pass over the file only when there are
+duplicates.
 """
 
 from __future__ import annotations
