@@ -875,11 +875,12 @@ class _Scan:
         quoted values): all checked at once when they are all ordinary and right (as they are,
         or tidied), else in smaller blocks, and finally one by one."""
         fast = self._fast if self.locate is None else self._fast_locate
-        if '"' not in "".join(lines) and fast(lines):
+        plain = '"' not in "".join(lines)
+        if plain and fast(lines):
             return
         if max(map(len, lines)) <= self.field_limit:
             tidy = _tidy(lines)
-            if not tidy or fast(tidy):  # (no records at all: blank lines only)
+            if not tidy or ((not plain or tidy != lines) and fast(tidy)):  # (not tidy: blank lines only)
                 return
         if len(lines) <= SMALL_BLOCK:
             for offset, line in enumerate(lines):
