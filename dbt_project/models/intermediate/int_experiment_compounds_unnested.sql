@@ -15,9 +15,9 @@ tokens as (
         list_tokens.token_position
 
     from experiments
-    cross join
-        lateral unnest(string_to_array(experiments.experiment_compound_ids, ';'))
-        with ordinality as list_tokens (compound_token, token_position)
+    {{ features_mart.split_list_rows(
+        'experiments.experiment_compound_ids', ';', 'list_tokens', 'compound_token', 'token_position'
+    ) }}
 
 ),
 
@@ -30,7 +30,7 @@ parsed as (
         token_position,
         -- the digits of a well-formed token (blanks and leading zeros dropped), else null;
         -- nothing is cast unless it is digits only, so a malformed list never errors here
-        substring(compound_token from '^\s*0*([0-9]{1,10})\s*$') as compound_digits
+        {{ features_mart.regex_capture('compound_token', '^\\s*0*([0-9]{1,10})\\s*$') }} as compound_digits
 
     from tokens
 
