@@ -21,7 +21,7 @@ import psycopg
 
 from api.config import Settings
 from api.core import failures as failure_report
-from api.core import publish, runs
+from api.core import publish, runs, spark_mart
 from api.core.database import Database
 from api.core.dbt import Progress, run_dbt
 from api.core.seeds import DataError, prepare_seeds
@@ -65,7 +65,7 @@ class RunExecution:
         self.run_id = handle.run_id
         self.run_dir = settings.state_dir / "runs" / str(self.run_id)
         self.suffix = publish.build_suffix(self.run_id)
-        self.steps = runs.initial_steps()
+        self.steps = runs.initial_steps(spark_mart.STEP_NAMES if settings.dbt_target == "spark" else runs.STEP_NAMES)
         self.dbt_pid: int | None = None
         self.stop_requested = False
         self._last_progress = 0.0
@@ -77,6 +77,7 @@ class RunExecution:
             "DBT_SEEDS_DIR": str(self.run_dir / "seeds"),
             "DBT_SCHEMA_SUFFIX": suffix,
             "DBT_THREADS": str(self.settings.dbt_threads),
+            **spark_mart.dbt_env(self.settings),  # DBT_TARGET=spark: dbt's Spark settings
         }
 
     def _on_start(self, pid: int) -> None:
@@ -132,6 +133,17 @@ class RunExecution:
 
     def step_test(self, log_file: IO[str]) -> StepOutcome:
         return self._dbt(["test"], log_file, "test", self.suffix)
+
+    def step_transfer(self, log_file: IO[str]) -> StepOutcome:
+        """DBT_TARGET=spark only: Spark writes the tested mart as CSV files, Postgres COPYs them into the build
+        schema (api/core/spark_mart.py)."""
+        export_dir = self.run_dir / "mart-export"
+        outcome = self._dbt(spark_mart.export_args(export_dir), log_file, "transfer", self.suffix)
+        if outcome.ok:
+            rows = spark_mart.load_into_postgres(self.handle.conn, export_dir, self.suffix)
+            shutil.rmtree(export_dir, ignore_errors=True)
+            log_file.write(f"copied {rows} mart rows from Spark into marts{self.suffix}\n")
+        return outcome
 
     def step_publish(self, log_file: IO[str]) -> StepOutcome:
         publish.publish(self.handle.conn, self.suffix)
