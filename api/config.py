@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     spark_master: str = Field(default="local[*]", description="Spark master URL (DBT_TARGET=spark)")
     spark_driver_memory: str = Field(default="2g", description="memory of the Spark driver (DBT_TARGET=spark)")
     spark_shuffle_partitions: int = Field(default=8, ge=1, description="spark.sql.shuffle.partitions")
+    spark_ui_enabled: bool = Field(default=False, description="serve Spark's web UI (port 4040) during dbt commands")
 
     def resolved(self) -> Settings:
         """The same settings with absolute paths, so that subprocesses see the same folders."""

@@ -19,6 +19,7 @@ from api.core import runs
 from api.core.database import open_database
 from api.core.jobs import JobRunner
 from api.core.seeds import prepare_seeds
+from scripts import benchmark_spark
 
 
 def generate(dest: Path, users: int, experiments: int, compounds: int, seed: int = 1) -> None:
@@ -54,6 +55,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--experiments", type=int, default=6000)
     parser.add_argument("--compounds", type=int, default=50)
+    benchmark_spark.add_arguments(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="features-mart-bench-") as tmp:
         data, state = Path(tmp) / "data", Path(tmp) / "state"
@@ -64,7 +66,8 @@ def main() -> int:
         validate = time.perf_counter() - t0
         print(f"data set: {args.users} users, {args.experiments} experiments, {args.compounds} compounds ({rows} rows)")
         print(f"validate + normalise: {validate:.2f} s ({rows / validate:,.0f} rows/s)")
-        settings = Settings(data_dir=data, state_dir=state).resolved()
+        settings = benchmark_spark.configure(Settings(data_dir=data, state_dir=state).resolved(), args.engine)
+        print(benchmark_spark.describe(settings))
         url = settings.database_url.get_secret_value() if settings.database_url else None
         with open_database(url, state, None) as db:
             runner = JobRunner(settings, db)

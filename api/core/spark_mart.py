@@ -61,6 +61,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "SPARK_MASTER": settings.spark_master,
         "SPARK_DRIVER_MEMORY": settings.spark_driver_memory,
         "SPARK_SHUFFLE_PARTITIONS": str(settings.spark_shuffle_partitions),
+        "SPARK_UI_ENABLED": str(settings.spark_ui_enabled).lower(),
     }
 
 

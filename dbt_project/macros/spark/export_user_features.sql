@@ -51,10 +51,12 @@
   {{ log("exported " ~ ref('user_features') ~ " as CSV to " ~ path, info=true) }}
 {% endmacro %}
 
-{# A decimal as plain text without trailing zeros: 0.5, 12, 0 (Spark alone writes 0E-18). #}
+{#
+    A decimal(38, 18) as plain text without trailing zeros: 0.5, 12, 0 (Spark's own text is 0E-18).
+    format_number formats the exact decimal (18 places: no rounding) with a ',' every 3 digits.
+#}
 {% macro plain_decimal(column) -%}
-  case
-    when {{ column }} is not null
-      then regexp_replace(regexp_replace(format_string('%.18f', {{ column }}), '0+$', ''), '\\.$', '')
-  end as {{ column }}
+  regexp_replace(
+    regexp_replace(replace(format_number({{ column }}, 18), ',', ''), '0+$', ''), '\\.$', ''
+  ) as {{ column }}
 {%- endmacro %}
