@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from api.config import REPO_ROOT
 from tests.conftest import python_env
 from tests.datasets import copy_canonical, messy_variants, set_cell
@@ -35,3 +37,24 @@ def test_dbt_sh_bad_input_names_the_experiment(settings, tmp_path):
     done = dbt_sh(settings, tmp_path, "build")
     assert done.returncode == 1
     assert "user_experiments.csv, line 6 (experiment_id 5): experiment_compound_ids '1;;2'" in done.stderr
+
+
+@pytest.mark.spark
+def test_dbt_sh_on_spark_selects_the_spark_target_without_postgres_for_reading_commands(settings, tmp_path):
+    """DBT_TARGET=spark picks the profile's spark target; `ls` (no writes, no Spark session needed) starts no
+    Postgres, and bad input is refused by the same validation as on Postgres."""
+    state = tmp_path / "state"
+    # DATABASE_URL unset: were Postgres needed, an embedded one would start in state/pg
+    spark = {"DBT_TARGET": "spark", "STATE_DIR": str(state), "DATABASE_URL": ""}
+    done = dbt_sh(settings, tmp_path, "ls", "--resource-type", "seed", **spark)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"on Spark (local[*], in {state / 'spark'})" in done.stdout
+    assert "features_mart.users" in done.stdout and "target='spark'" not in done.stderr
+    assert not (state / "pg").exists(), "a reading command on Spark must not start Postgres"
+    manifest = (state / "cli" / "target" / "manifest.json").read_text()
+    assert '"adapter_type": "spark"' in manifest
+
+    set_cell("user_experiments.csv", 6, "experiment_compound_ids", "1:3")(settings.data_dir)
+    done = dbt_sh(settings, tmp_path, "build", DBT_TARGET="spark", STATE_DIR=str(state))
+    assert done.returncode == 1
+    assert "user_experiments.csv, line 6 (experiment_id 5): experiment_compound_ids '1:3'" in done.stderr
