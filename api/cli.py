@@ -39,10 +39,30 @@ def _terminate_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
+#: After SIGTERM, how long uvicorn waits for open requests (a `?wait=true` trigger) before it stops anyway.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
 def cmd_serve(settings: Settings) -> int:
     import uvicorn
 
-    uvicorn.run("api.main:app", host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    from api.core.jobs import interrupt_all_runs
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            # Stop the active run now, not after the open requests: a `?wait=true` request waits for that run,
+            # and uvicorn waits for the request before it shuts the app down.
+            interrupt_all_runs()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        "api.main:app",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    Server(config).run()
     return 0
 
 

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     pg_port: int | None = Field(default=None, description="port of the embedded Postgres; unset: a free one")
     dbt_threads: int = Field(default=4, ge=1)
+    run_timeout: float = Field(default=3600, gt=0, description="seconds; a run still going then is cancelled")
     dbt_target: Literal["default", "spark"] = Field(
         default="default", description="engine dbt builds on: default (Postgres) or spark (dbt-spark, session method)"
     )

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-RunStatus = Literal["queued", "running", "success", "failed"]
+RunStatus = Literal["queued", "running", "success", "failed", "cancelled"]
 StepStatus = Literal["pending", "running", "success", "failed", "skipped"]
 
 
@@ -58,10 +58,12 @@ class Run(BaseModel):
     progress: Progress | None = Field(None, description="live progress while the run is running")
     error: str | None = Field(
         None,
-        description="on failure: what failed and why, in words; on a success whose docs step failed: why the "
-        "docs site was not updated (the mart was published)",
+        description="on failure: what failed and why, in words; cancelled: who or what cancelled it (a request, "
+        "or `timed out after N s`); on a success whose docs step failed: why the docs site was not updated "
+        "(the mart was published)",
     )
     failures: list[Failure] = Field(default_factory=list, description="on failure: the failed dbt nodes")
+    cancel_requested_at: dt.datetime | None = Field(None, description="when a cancel was asked for")
     links: RunLinks
 
 

@@ -1,37 +1,63 @@
-"""Benchmark of the job (see scripts/benchmark.sh). Prints figures; asserts nothing."""
+"""Benchmark of the job (see scripts/benchmark.sh). Prints figures and ratios; asserts nothing.
+
+Every ratio compares two things measured in this same run on this same Postgres, because an absolute time on a
+shared two-core machine means little:
+- canonical data: the API's trigger -> published time against the card chain, three plain `dbt` CLI processes
+  (`dbt seed`, `dbt run`, `dbt test`) as a user would type them (target dir reused, so partial parsing works);
+- a generated data set (default 1M experiments): trigger -> published against the floor, a COPY of the same
+  three files plus one SQL statement computing the mart plus the key checks, in one session.
+Then a load figure: /features served at 200 requests/s while the API rebuilds back to back (p50/p99, errors).
+Peak RSS is sampled for every process involved (this process plays the API, which also validates the CSVs).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import http.client
+import os
 import random
 import resource
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.config import Settings
+from api.config import REPO_ROOT, Settings
 from api.core import runs
-from api.core.database import open_database
-from api.core.jobs import JobRunner
+from api.core.database import Database, free_port, open_database
+from api.core.dbt import run_dbt
+from api.core.jobs import JobRunner, build_dir
 from api.core.seeds import prepare_seeds
 from scripts import benchmark_spark
 
+CANONICAL = REPO_ROOT / "seeds"
+
+
+# --------------------------------------------------------------------------- data
+
 
 def generate(dest: Path, users: int, experiments: int, compounds: int, seed: int = 1) -> None:
+    """A random, valid data set: 1-4 compound ids per experiment (duplicates possible), streamed to disk."""
     rng = random.Random(seed)
     dest.mkdir(parents=True, exist_ok=True)
     with open(dest / "users.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["user_id", "name", "email", "signup_date"])
-        w.writerows(
-            [u, f"User {u}", f"u{u}@example.com", f"2024-{u % 12 + 1:02d}-{u % 28 + 1:02d}"]
-            for u in range(1, users + 1)
-        )
+        for u in range(1, users + 1):
+            w.writerow([u, f"User {u}", f"u{u}@example.com", f"2024-{u % 12 + 1:02d}-{u % 28 + 1:02d}"])
     with open(dest / "user_experiments.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["experiment_id", "user_id", "experiment_compound_ids", "experiment_run_time"])
@@ -41,51 +67,391 @@ def generate(dest: Path, users: int, experiments: int, compounds: int, seed: int
     with open(dest / "compounds.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["compound_id", "compound_name", "compound_structure"])
-        w.writerows([c, f"Compound {c}", f"C{c}H{c * 2}O"] for c in range(1, compounds + 1))
+        for c in range(1, compounds + 1):
+            w.writerow([c, f"Compound {c}", f"C{c}H{c * 2}O"])
 
 
-def seconds(step: dict) -> float:
-    if not step.get("started_at") or not step.get("finished_at"):
+def count_rows(folder: Path) -> dict[str, int]:
+    counts = {}
+    for name in ("users", "user_experiments", "compounds"):
+        with open(folder / f"{name}.csv", "rb") as fh:
+            counts[name] = sum(1 for _ in fh) - 1
+    return counts
+
+
+# --------------------------------------------------------------------------- memory
+
+
+class RssSampler:
+    """Samples the RSS of this process and of every descendant, by role, every 50 ms: the peak of each."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @staticmethod
+    def role(proc: psutil.Process) -> str | None:
+        try:
+            cmd = " ".join(proc.cmdline())
+        except (psutil.Error, OSError):
+            return None
+        if "dbt-worker" in cmd or "api.core.dbt_worker" in cmd:
+            return "dbt worker (warm, idle)"
+        if cmd.startswith("dbt "):
+            return f"dbt {cmd.split()[1]} (worker child)"
+        if "/bin/dbt " in cmd:
+            return f"dbt {cmd.split('/bin/dbt ', 1)[1].split()[0]} (CLI process)"
+        return None
+
+    def _loop(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.05):
+            self._note("API process (validates, drives the run)", me)
+            for child in me.children(recursive=True):
+                role = self.role(child)
+                if role:
+                    self._note(role, child)
+
+    def _note(self, role: str, proc: psutil.Process) -> None:
+        try:
+            rss = proc.memory_info().rss / 2**20
+        except (psutil.Error, OSError):
+            return
+        self.peaks[role] = max(self.peaks.get(role, 0.0), rss)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --------------------------------------------------------------------------- the reference points
+
+
+def card_chain(db: Database, data: Path, scratch: Path) -> float:
+    """Three plain `dbt` CLI processes, as typed by hand: seed, run, test (unit tests included, as `dbt test`
+    runs them). Into `*__card` schemas of the same database."""
+    seeds = scratch / "seeds"
+    prepare_seeds(data, seeds)
+    env = {**db.dbt_env(), "DBT_SEEDS_DIR": str(seeds), "DBT_SCHEMA_SUFFIX": "__card", "DBT_THREADS": "4"}
+    t0 = time.perf_counter()
+    with open(scratch / "card.log", "a") as log:
+        for command in ("seed", "run", "test"):
+            result = run_dbt([command], env=env, target_path=scratch / "target", log=log)
+            if not result.ok:
+                raise SystemExit(f"card chain: dbt {command} failed; see {scratch / 'card.log'}")
+    return time.perf_counter() - t0
+
+
+FLOOR_SQL = """
+create table floor.user_features as
+with unnested as (
+    select distinct e.user_id, e.experiment_id, cast(t as integer) as compound_id
+    from floor.user_experiments as e
+    cross join lateral unnest(string_to_array(e.experiment_compound_ids, ';')) as t
+),
+counts as (
+    select user_id, compound_id, count(*) as n,
+           max(count(*)) over (partition by user_id) as top
+    from unnested group by user_id, compound_id
+),
+top as (
+    select user_id, min(compound_id) as compound_id, max(n) as n,
+           array_agg(compound_id order by compound_id) as tied
+    from counts where n = top group by user_id
+),
+per_user as (
+    select user_id, count(*) as total, avg(experiment_run_time) as avg_rt, sum(experiment_run_time) as sum_rt
+    from floor.user_experiments group by user_id
+),
+totals as (
+    select (select count(*) from floor.user_experiments)::numeric as all_e,
+           (select count(*) from floor.users)::numeric as all_u
+)
+select u.user_id, u.name, u.email, u.signup_date,
+       coalesce(p.total, 0) as total_experiments,
+       case when all_e = 0 then 0 else coalesce(p.total, 0) / all_e end as experiment_share,
+       all_e / nullif(all_u, 0) as avg_experiments_per_user,
+       p.avg_rt as avg_experiment_run_time, coalesce(p.sum_rt, 0) as total_experiment_run_time,
+       t.compound_id as most_common_compound_id, c.compound_name, c.compound_structure,
+       coalesce(t.n, 0) as most_common_compound_experiments, coalesce(t.tied, '{}') as tied_compound_ids
+from floor.users u cross join totals
+left join per_user p on p.user_id = u.user_id
+left join top t on t.user_id = u.user_id
+left join floor.compounds c on c.compound_id = t.compound_id
+"""
+
+FLOOR_CHECKS = [
+    "select count(*) - count(distinct user_id) + count(*) filter (where user_id is null) from floor.users",
+    "select count(*) - count(distinct experiment_id) + count(*) filter (where experiment_id is null)"
+    " from floor.user_experiments",
+    "select count(*) - count(distinct compound_id) + count(*) filter (where compound_id is null) from floor.compounds",
+    "select count(*) - count(distinct user_id) + count(*) filter (where user_id is null) from floor.user_features",
+    "select count(*) from floor.user_experiments e left join floor.users u using (user_id) where u.user_id is null",
+    "select count(*) from floor.user_experiments e"
+    " cross join lateral unnest(string_to_array(e.experiment_compound_ids, ';')) as t"
+    " left join floor.compounds c on c.compound_id = cast(t as integer) where c.compound_id is null",
+]
+
+
+def floor(db: Database, data: Path) -> float:
+    """COPY the three files, compute the mart in one statement, run the key checks: one session, with the
+    session settings dbt's connections get (DBT_SESSION_OPTIONS)."""
+    with db.connect(options=db.dbt_env()["PGOPTIONS"]) as conn:
+        conn.execute("drop schema if exists floor cascade")
+        t0 = time.perf_counter()
+        conn.execute("create schema floor")
+        conn.execute("create table floor.users (user_id integer, name text, email text, signup_date date)")
+        conn.execute(
+            "create table floor.user_experiments (experiment_id integer, user_id integer,"
+            " experiment_compound_ids text, experiment_run_time numeric)"
+        )
+        conn.execute("create table floor.compounds (compound_id integer, compound_name text, compound_structure text)")
+        for name in ("users", "user_experiments", "compounds"):
+            sql = f"copy floor.{name} from stdin with (format csv, header true)"
+            with conn.cursor() as cur, open(data / f"{name}.csv", "rb") as fh, cur.copy(sql) as copy:
+                while block := fh.read(1 << 20):
+                    copy.write(block)
+        conn.execute(FLOOR_SQL)
+        bad = [conn.execute(check).fetchone()[0] for check in FLOOR_CHECKS]
+        took = time.perf_counter() - t0
+        conn.execute("drop schema floor cascade")
+    if any(bad):
+        raise SystemExit(f"floor: key checks failed {bad}")
+    return took
+
+
+# --------------------------------------------------------------------------- the API's runs
+
+
+def seconds(start: str | None, end: str | None) -> float:
+    if not start or not end:
         return 0.0
-    return (datetime.fromisoformat(step["finished_at"]) - datetime.fromisoformat(step["started_at"])).total_seconds()
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def api_run(runner: JobRunner, db: Database) -> dict:
+    t0 = time.perf_counter()
+    run_id = runner.trigger({"source": "benchmark"})
+    runner.wait(run_id)
+    whole = time.perf_counter() - t0
+    run = runs.get_run(db, run_id)
+    if run["status"] != "success":
+        raise SystemExit(f"run {run_id} {run['status']}: {run['error']}")
+    steps = {s["name"]: seconds(s["started_at"], s["finished_at"]) for s in run["steps"]}
+    publish = next(s for s in run["steps"] if s["name"] == "publish")
+    created = run["created_at"].isoformat()
+    return {
+        "published": seconds(created, publish["finished_at"]),
+        "whole": whole,
+        "docs_after_publish": steps["docs"],
+        **steps,
+    }
+
+
+def wait_warm(runner: JobRunner, timeout: float = 120) -> float:
+    """Wait until the worker has parsed the project for builds and docs (start-up, before the first trigger)."""
+    t0 = time.perf_counter()
+    warm = build_dir(runner.settings) / "docs" / "manifest.json"
+    while not warm.exists() and time.perf_counter() - t0 < timeout:
+        time.sleep(0.05)
+    return time.perf_counter() - t0
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def describe(values: list[float]) -> str:
+    return f"{median(values):7.2f} s  (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
+
+
+def measure(label: str, fn: Callable[[], float], rounds: int) -> list[float]:
+    values = [fn() for _ in range(rounds)]
+    print(f"  {label:<44} {describe(values)}", flush=True)
+    return values
+
+
+def api_section(runner: JobRunner, db: Database, rounds: int) -> list[dict]:
+    results = [api_run(runner, db) for _ in range(rounds)]
+    for key, label in (
+        ("published", "API: trigger -> published"),
+        ("seed", "  step seed (validate + dbt seed)"),
+        ("run", "  step run"),
+        ("test", "  step test"),
+        ("publish", "  step publish"),
+        ("docs_after_publish", "API: docs served, after publish"),
+    ):
+        print(f"  {label:<44} {describe([r[key] for r in results])}", flush=True)
+    return results
+
+
+def section(
+    title: str, db: Database, data: Path, scratch: Path, rounds: int, reference: str
+) -> tuple[float, float, list[dict]]:
+    counts = count_rows(data)
+    print(f"\n== {title}: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()), flush=True)
+    t0 = time.perf_counter()
+    prepare_seeds(data, scratch / "validated")
+    took = time.perf_counter() - t0
+    rows = sum(counts.values())
+    print(f"  {'validate + normalise (in the API process)':<44} {took:7.2f} s  ({rows / took:,.0f} rows/s)")
+    if reference == "card":
+        ref = measure("card chain: dbt seed, dbt run, dbt test (CLI)", lambda: card_chain(db, data, scratch), rounds)
+    else:
+        ref = measure("floor: COPY + one SQL statement + key checks", lambda: floor(db, data), rounds)
+    state = scratch / "state"
+    settings = Settings(data_dir=data, state_dir=state, dbt_threads=4).resolved()
+    runner = JobRunner(settings, db)
+    runner.startup()
+    print(f"  {'API start-up: dbt worker warm (import, parse)':<44} {wait_warm(runner):7.2f} s")
+    try:
+        results = api_section(runner, db, rounds)
+    finally:
+        runner.shutdown()
+    api = median([r["published"] for r in results])
+    ratio = api / median(ref)
+    name = "card chain" if reference == "card" else "floor"
+    print(f"  ratio: trigger -> published / {name} = {ratio:.2f}", flush=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return api, median(ref), results
+
+
+def load_section(db: Database, data: Path, scratch: Path, rate: int, duration: float) -> None:
+    """GET /features?limit=100 at `rate` requests/s for `duration` s over loopback, open loop (latency counted
+    from when each request was due, so a stall is not hidden), while the API rebuilds the mart back to back."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db.url,
+        "DATA_DIR": str(data),
+        "STATE_DIR": str(scratch / "state"),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "warning",
+    }
+    env.pop("API_TOKEN", None)
+    scratch.mkdir(parents=True, exist_ok=True)
+    with open(scratch / "api.log", "wb") as log:
+        api = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if urllib.request.urlopen(base + "/health", timeout=2).status == 200:  # noqa: S310 - loopback
+                    break
+            time.sleep(0.2)
+        urllib.request.urlopen(urllib.request.Request(base + "/trigger?wait=true", method="POST"), timeout=600)  # noqa: S310
+        stop = threading.Event()
+        rebuilds = [0]
+
+        def rebuild() -> None:
+            while not stop.is_set():
+                request = urllib.request.Request(base + "/trigger?wait=true", method="POST")  # noqa: S310
+                with contextlib.suppress(OSError):
+                    urllib.request.urlopen(request, timeout=600).read()  # noqa: S310 - loopback
+                    rebuilds[0] += 1
+
+        rebuilder = threading.Thread(target=rebuild, daemon=True)
+        rebuilder.start()
+        total = int(rate * duration)
+        latencies: list[float] = []
+        errors: list[str] = []
+        next_index = iter(range(total))
+        lock = threading.Lock()
+        t0 = time.perf_counter() + 0.5
+
+        def client() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            while True:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    break
+                due = t0 + i / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
+                try:
+                    conn.request("GET", "/features?limit=100")
+                    response = conn.getresponse()
+                    response.read()
+                    if response.status != 200:
+                        errors.append(str(response.status))
+                except (OSError, http.client.HTTPException) as exc:
+                    errors.append(type(exc).__name__)
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                with lock:
+                    latencies.append(time.perf_counter() - due)
+            conn.close()
+
+        clients = [threading.Thread(target=client) for _ in range(16)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        stop.set()
+        rebuilder.join(timeout=600)
+    finally:
+        api.terminate()
+        api.wait(timeout=60)
+    latencies.sort()
+    p50, p99 = (latencies[int(q * (len(latencies) - 1))] * 1000 for q in (0.5, 0.99))
+    print(f"\n== load: GET /features?limit=100 at {rate}/s for {duration:g} s during back-to-back rebuilds")
+    print(f"  requests {len(latencies)}, errors {len(errors)}, rebuilds meanwhile {rebuilds[0]}")
+    print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms  (goal: p99 < 20 ms, 0 errors)")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--experiments", type=int, default=6000)
-    parser.add_argument("--compounds", type=int, default=50)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--experiments", type=int, default=1_000_000)
+    parser.add_argument("--compounds", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each figure (median reported)")
+    parser.add_argument("--skip-canonical", action="store_true")
+    parser.add_argument("--skip-generated", action="store_true")
+    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--load-rate", type=int, default=200, help="requests/s of the load figure")
+    parser.add_argument("--load-seconds", type=float, default=30)
     benchmark_spark.add_arguments(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="features-mart-bench-") as tmp:
-        data, state = Path(tmp) / "data", Path(tmp) / "state"
-        generate(data, args.users, args.experiments, args.compounds)
-        rows = args.users + args.experiments + args.compounds
-        t0 = time.perf_counter()
-        prepare_seeds(data, Path(tmp) / "prepared")
-        validate = time.perf_counter() - t0
-        print(f"data set: {args.users} users, {args.experiments} experiments, {args.compounds} compounds ({rows} rows)")
-        print(f"validate + normalise: {validate:.2f} s ({rows / validate:,.0f} rows/s)")
-        settings = benchmark_spark.configure(Settings(data_dir=data, state_dir=state).resolved(), args.engine)
-        print(benchmark_spark.describe(settings))
-        url = settings.database_url.get_secret_value() if settings.database_url else None
-        with open_database(url, state, None) as db:
-            runner = JobRunner(settings, db)
-            runner.startup()
-            for label in ("first run (cold dbt parse)", "second run"):
+    if args.engine == "spark":
+        return benchmark_spark.main(args)
+    settings = Settings()
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    summary = []
+    with tempfile.TemporaryDirectory(prefix="features-mart-bench-") as tmp, RssSampler() as sampler:
+        root = Path(tmp)
+        with open_database(url, root / "pg-state", None) as db:
+            print(f"database: {db.display_url}{' (embedded)' if db.embedded else ''}; dbt threads 4")
+            if not args.skip_canonical:
+                api, ref, _ = section("canonical data", db, CANONICAL, root / "canonical", args.rounds, "card")
+                summary.append(("canonical: trigger -> published / card chain", api, ref))
+            if not args.skip_generated:
+                data = root / "generated"
                 t0 = time.perf_counter()
-                run_id = runner.trigger({"source": "benchmark"})
-                runner.wait(run_id)
-                total = time.perf_counter() - t0
-                run = runs.get_run(db, run_id)
-                steps = ", ".join(f"{s['name']} {seconds(s):.1f}s" for s in run["steps"])
-                print(f"{label}: {run['status']} in {total:.1f} s: {steps}")
-                seed_step = next(s for s in run["steps"] if s["name"] == "seed")
-                took = max(seconds(seed_step), 1e-9)
-                print(f"  validate + dbt seed: {rows / took:,.0f} rows/s ({took:.1f} s)")
-    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory: this process {peak_self:.0f} MiB, largest subprocess (dbt/postgres) {peak_children:.0f} MiB")
+                generate(data, args.users, args.experiments, args.compounds)
+                print(f"\n(generated the data set in {time.perf_counter() - t0:.1f} s)")
+                api, ref, _ = section("generated data", db, data, root / "gen", args.rounds, "floor")
+                summary.append((f"{args.experiments:,} experiments: trigger -> published / floor", api, ref))
+            if not args.skip_load:
+                load_section(db, CANONICAL, root / "load", args.load_rate, args.load_seconds)
+    print("\n== summary")
+    for label, api, ref in summary:
+        print(f"  {label:<52} {api:6.2f} s / {ref:6.2f} s = {api / ref:.2f}")
+    print("\n== peak RSS by process (sampled every 50 ms)")
+    for role, peak in sorted(sampler.peaks.items()):
+        print(f"  {role:<52} {peak:7.0f} MiB")
+    self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"  {'API process, exact peak (getrusage)':<52} {self_peak:7.0f} MiB")
+    print(f"  {'largest ended child process, exact (getrusage)':<52} {children:7.0f} MiB")
     return 0
 
 

@@ -3,12 +3,11 @@
 # of a full run (seed, run, test, publish, docs), rows per second, peak memory. Uses a throwaway embedded
 # Postgres (or DATABASE_URL) and a temporary STATE_DIR; your .state/ and data are not touched.
 # Usage: scripts/benchmark.sh [--users N] [--experiments N] [--compounds N]   (defaults 2000 / 6000 / 50)
-#        [--engine postgres|spark]   (spark: dbt on Spark in local mode, plus the transfer step; see README)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/_setup.sh
 source "$ROOT/scripts/_setup.sh"
-case " $* " in
+case " $* " in  # --engine spark: the job on Spark (scripts/benchmark_spark.py) needs the Spark requirements
   *" --engine spark "* | *" --engine=spark "*) "$ROOT/scripts/bootstrap.sh" --spark ;;
 esac
 exec "$VENV_DIR/bin/python" "$ROOT/scripts/benchmark.py" "$@"

@@ -9,6 +9,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
 "$ROOT/scripts/bootstrap.sh" --dev
 export PATH="$VENV_DIR/bin:$PATH" DBT_SEND_ANONYMOUS_USAGE_STATS=false
+# the dbt adapter plugin pgcopy (seeds by COPY), for sqlfluff's dbt templater too
+export PYTHONPATH="$ROOT/dbt_project/adapter${PYTHONPATH:+:$PYTHONPATH}"
 cd "$ROOT"
 
 echo "test: ruff (lint + format)"

@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 #: A full successful run takes ~25 s on two cores; allow for a slow machine.
 RUN_TIMEOUT = 240
-FINISHED = ("success", "failed")
+FINISHED = ("success", "failed", "cancelled")
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,9 @@ from psycopg.conninfo import conninfo_to_dict
 
 log = logging.getLogger(__name__)
 
+#: Session settings for dbt's connections: room to hash and sort a million rows in memory, and no JIT
+#: compilation (it costs more than it saves on queries of a few seconds). PGOPTIONS in the environment wins.
+DBT_SESSION_OPTIONS = "-c work_mem=128MB -c jit=off"
 EMBEDDED_DATABASE = "features"
 EMBEDDED_USER = "postgres"
 
@@ -56,9 +59,11 @@ class Database:
         return psycopg.connect(self.url, autocommit=autocommit, **kwargs)
 
     def dbt_env(self) -> dict[str, str]:
-        """The DBT_PG* variables that dbt_project/profiles.yml reads."""
+        """The DBT_PG* variables that dbt_project/profiles.yml reads, and the session settings of dbt's
+        connections (PGOPTIONS, read by libpq)."""
         p = self.params
         return {
+            "PGOPTIONS": os.environ.get("PGOPTIONS", DBT_SESSION_OPTIONS),
             "DBT_PGHOST": p.get("host", "localhost"),
             "DBT_PGPORT": p.get("port", "5432"),
             "DBT_PGUSER": p.get("user", os.environ.get("USER", "postgres")),

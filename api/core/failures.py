@@ -34,19 +34,19 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _ran_on_postgres(result: DbtResult) -> bool:
+def _ran_on_spark(result: DbtResult) -> bool:
     try:
         manifest = json.loads((result.target_path / "manifest.json").read_text())
     except (OSError, ValueError):
-        return True
-    return manifest.get("metadata", {}).get("adapter_type", "postgres") == "postgres"
+        return False
+    return manifest.get("metadata", {}).get("adapter_type") == "spark"
 
 
 def collect(result: DbtResult, conn: psycopg.Connection | None) -> list[dict[str, Any]]:
     """The failed nodes of a dbt command, each with its message and (tests) sample failing rows. Failing rows
-    are read from Postgres only when dbt ran on Postgres (on Spark they stay in Spark's audit schema)."""
+    are read from Postgres, except when dbt ran on Spark (they stay in Spark's audit schema then)."""
     nodes = result.manifest_nodes()
-    if not _ran_on_postgres(result):
+    if _ran_on_spark(result):
         conn = None
     failures = []
     for res in result.run_results():

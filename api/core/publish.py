@@ -1,4 +1,4 @@
-"""Write-audit-publish: a run builds into schemas of its own (`raw__r42`, `marts__r42`, ...), and only a run
+"""Write-audit-publish: a run builds into schemas of its own (`raw__build`, `marts__build`, ...), and only a run
 whose every step passed is published, by renaming its schemas over the published ones in one transaction.
 
 Readers of `marts.user_features` never see a missing or half-built table: until the commit they resolve the
@@ -16,11 +16,14 @@ from psycopg.rows import tuple_row
 
 #: The schemas dbt builds per run, and which a publish swaps in together (dependency order).
 BUILD_SCHEMAS = ("raw", "staging", "intermediate", "marts")
-_LEFTOVER = re.compile(r"^(raw|staging|intermediate|marts)__(r\d+|retired_r\d+)$")
+#: Every run builds into `raw__build`, ...: one suffix, so that one parsed dbt manifest serves every run.
+BUILD_SUFFIX = "__build"
+_LEFTOVER = re.compile(r"^(raw|staging|intermediate|marts)__(build|r\d+|retired_r\d+)$")
 
 
-def build_suffix(run_id: int) -> str:
-    return f"__r{run_id}"
+def retired_suffix(run_id: int) -> str:
+    """What the schemas replaced by run `run_id`'s publish are renamed to, until they are dropped."""
+    return f"__retired_r{run_id}"
 
 
 def _existing(conn: psycopg.Connection) -> set[str]:
@@ -28,9 +31,9 @@ def _existing(conn: psycopg.Connection) -> set[str]:
         return {r[0] for r in cur.execute("select nspname from pg_namespace").fetchall()}
 
 
-def publish(conn: psycopg.Connection, suffix: str) -> None:
-    """Make the `*{suffix}` schemas the published ones, atomically, then drop what they replaced."""
-    retired = f"__retired_{suffix.lstrip('_')}"
+def publish(conn: psycopg.Connection, suffix: str, retired: str) -> None:
+    """Make the `*{suffix}` schemas the published ones, atomically, then drop what they replaced (renamed to
+    `*{retired}` meanwhile)."""
     with conn.transaction():
         conn.execute("set local lock_timeout = '60s'")
         existing = _existing(conn)
@@ -56,7 +59,11 @@ def drop_schemas(conn: psycopg.Connection, names: list[str]) -> None:
 
 
 def drop_build(conn: psycopg.Connection, suffix: str) -> None:
-    drop_schemas(conn, [s + suffix for s in BUILD_SCHEMAS])
+    """Drop the build schemas; gives up (psycopg.errors.LockNotAvailable) rather than wait for long on a session
+    that holds a lock in them."""
+    with conn.transaction():
+        conn.execute("set local lock_timeout = '5s'")
+        drop_schemas(conn, [s + suffix for s in BUILD_SCHEMAS])
 
 
 def drop_leftovers(conn: psycopg.Connection) -> list[str]:

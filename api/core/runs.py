@@ -34,7 +34,7 @@ _DDL = """
 create schema if not exists ops;
 create table if not exists ops.runs (
     run_id bigint generated always as identity primary key,
-    status text not null check (status in ('queued', 'running', 'success', 'failed')),
+    status text not null,
     trigger jsonb not null default '{}',
     created_at timestamptz not null default now(),
     started_at timestamptz,
@@ -48,12 +48,18 @@ create table if not exists ops.runs (
     worker text
 );
 create index if not exists runs_active on ops.runs (status) where status in ('queued', 'running');
+-- added after the first release: cancelling (columns, and the 'cancelled' status)
+alter table ops.runs add column if not exists cancel_requested_at timestamptz;
+alter table ops.runs add column if not exists cancel_reason text;
+alter table ops.runs drop constraint if exists runs_status_check;
+alter table ops.runs add constraint runs_status_check
+    check (status in ('queued', 'running', 'success', 'failed', 'cancelled'));
 comment on table ops.runs is 'One row per triggered run of the features-mart job (written by the API).';
 """
 
 _COLUMNS = (
     "run_id, status, trigger, created_at, started_at, finished_at, steps, progress, error, failures, "
-    "log_path, dbt_pid, worker"
+    "log_path, dbt_pid, worker, cancel_requested_at, cancel_reason"
 )
 
 
@@ -87,6 +93,44 @@ def active_run_id(conn: psycopg.Connection) -> int | None:
         "select run_id from ops.runs where status in ('queued', 'running') order by run_id desc limit 1"
     ).fetchone()
     return None if row is None else row["run_id"]
+
+
+class RunNotFound(Exception):
+    """No run has this id."""
+
+
+class RunFinished(Exception):
+    """The run has already ended; `status` says how."""
+
+    def __init__(self, run_id: int, status: str) -> None:
+        super().__init__(f"run {run_id} has already finished ({status}); only a queued or running run can be cancelled")
+        self.status = status
+
+
+def request_cancel(db: Database, run_id: int, reason: str) -> dict[str, Any]:
+    """Ask for an active run to be cancelled (from any process; the one running it acts within a second).
+    The first request's reason is kept. Raises RunNotFound, or RunFinished for a run that has ended."""
+    with _connect(db) as conn:
+        row = conn.execute(
+            "update ops.runs set cancel_requested_at = coalesce(cancel_requested_at, now()),"
+            " cancel_reason = coalesce(cancel_reason, %s)"
+            " where run_id = %s and status in ('queued', 'running') returning run_id",
+            (reason, run_id),
+        ).fetchone()
+    if row is None:
+        found = get_run(db, run_id)
+        if found is None:
+            raise RunNotFound(f"run {run_id} not found")
+        raise RunFinished(run_id, found["status"])
+    return get_run(db, run_id)
+
+
+def cancel_reason(conn: psycopg.Connection, run_id: int) -> str | None:
+    """Why the run was asked to stop, or None while nobody asked."""
+    row = conn.execute(
+        "select cancel_reason from ops.runs where run_id = %s and cancel_requested_at is not null", (run_id,)
+    ).fetchone()
+    return None if row is None else (row[0] if isinstance(row, tuple) else row["cancel_reason"])
 
 
 def worker_name() -> str:

@@ -4,7 +4,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from api.core import runs
@@ -29,6 +29,7 @@ def to_run(row: dict[str, Any]) -> Run:
         progress=row["progress"] if row["status"] == "running" else None,
         error=row["error"],
         failures=row["failures"] or [],
+        cancel_requested_at=row.get("cancel_requested_at"),
         links={"self": f"/runs/{row['run_id']}", "logs": f"/runs/{row['run_id']}/logs"},
     )
 
@@ -71,3 +72,23 @@ def get_logs(run_id: int, db: DatabaseDep) -> PlainTextResponse:
     if path is None or not path.is_file():
         raise HTTPException(status_code=404, detail=f"run {run_id} has no log on this server (not started, or pruned)")
     return PlainTextResponse(path.read_text(encoding="utf-8", errors="replace"))
+
+
+@router.post(
+    "/{run_id}/cancel",
+    response_model=Run,
+    status_code=202,
+    responses={404: {"model": Message}, 409: {"model": Message, "description": "the run has already finished"}},
+)
+def cancel_run(run_id: int, request: Request, db: DatabaseDep) -> Run:
+    """Cancel a queued or running run, from any API process: its dbt gets SIGINT (dbt cancels its queries), then
+    SIGKILL after 10 s. The run ends `cancelled`; the published mart is untouched. Answers with the run as it is
+    now (`cancel_requested_at` set); follow it at `/runs/{run_id}`."""
+    who = request.client.host if request.client else "unknown client"
+    try:
+        row = runs.request_cancel(db, run_id, f"cancelled by an API request from {who}")
+    except runs.RunNotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except runs.RunFinished as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return to_run(row)

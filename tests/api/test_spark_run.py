@@ -49,4 +49,4 @@ def test_a_run_on_spark_publishes_the_mart_to_postgres_and_features_serves_it(se
     with database.connect() as conn:
         schemas = {r[0] for r in conn.execute("select nspname from pg_namespace").fetchall()}
     assert {"raw", "staging", "intermediate", "marts"} <= schemas
-    assert not [s for s in schemas if "__r" in s], f"build schemas left behind: {schemas}"
+    assert not [s for s in schemas if s.endswith("__build")], f"build schemas left behind: {schemas}"

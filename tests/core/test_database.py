@@ -12,10 +12,12 @@ from api.config import REPO_ROOT
 from api.core.database import Database, EmbeddedPostgres, free_port, open_database
 
 
-def test_database_url_is_used_as_given_and_never_logged_with_its_password():
+def test_database_url_is_used_as_given_and_never_logged_with_its_password(monkeypatch):
+    monkeypatch.delenv("PGOPTIONS", raising=False)
     db = Database("postgresql://mart:s3cret@db.example:6543/features?sslmode=require")
     assert db.display_url == "postgresql://mart@db.example:6543/features"
     assert db.dbt_env() == {
+        "PGOPTIONS": "-c work_mem=128MB -c jit=off",
         "DBT_PGHOST": "db.example",
         "DBT_PGPORT": "6543",
         "DBT_PGUSER": "mart",
@@ -23,6 +25,8 @@ def test_database_url_is_used_as_given_and_never_logged_with_its_password():
         "DBT_PGDATABASE": "features",
         "DBT_PGSSLMODE": "require",
     }
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=1GB")  # the user's own session settings win
+    assert db.dbt_env()["PGOPTIONS"] == "-c work_mem=1GB"
     with open_database("postgresql://u@h/db", REPO_ROOT / "nonexistent-state") as given:
         assert given.url == "postgresql://u@h/db" and not given.embedded
 

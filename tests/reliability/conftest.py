@@ -116,14 +116,15 @@ def pid_alive(pid: int) -> bool:
 
 
 def dbt_command(pid: int) -> str | None:
-    """For a live `dbt <command> ...` process, its command (e.g. 'run'); else None."""
+    """For a live `dbt <command> ...` process, its command (e.g. 'run'), as `ps` shows it; else None. That is the
+    CLI (`.../bin/dbt run`) or a child of the warm worker, whose title is `dbt run`."""
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
     except OSError:
         return None
     for i, arg in enumerate(argv[:-1]):
-        if Path(arg.decode(errors="replace")).name == "dbt":
-            return argv[i + 1].decode(errors="replace") if pid_alive(pid) else None
+        if Path(arg).name == "dbt":
+            return argv[i + 1] if pid_alive(pid) else None
     return None
 
 

@@ -4,30 +4,63 @@
 #}
 
 {#
-    The join clause that turns a `separator`-separated text column into one row per token,
-    with the token's 1-based position: adds `alias.token_column` and `alias.position_column`.
-    An empty or null list yields no rows on both engines (Spark's split returns one '' for '').
-    Place it right after the FROM item that holds `list_column`.
+    A `separator`-separated text column as an array of its tokens (text). An empty list is an
+    empty array on Postgres and null on Spark (whose split returns one '' for ''): either way
+    it yields no rows below. Null stays null.
 #}
-{% macro split_list_rows(list_column, separator, alias, token_column, position_column) -%}
-    {{ return(adapter.dispatch('split_list_rows', 'features_mart')(
-        list_column, separator, alias, token_column, position_column)) }}
+{% macro split_list(list_column, separator) -%}
+    {{ return(adapter.dispatch('split_list', 'features_mart')(list_column, separator)) }}
 {%- endmacro %}
 
-{% macro default__split_list_rows(list_column, separator, alias, token_column, position_column) -%}
+{% macro default__split_list(list_column, separator) -%}
+    string_to_array({{ list_column }}, {{ features_mart.string_literal(separator) }})
+{%- endmacro %}
+
+{% macro spark__split_list(list_column, separator) -%}
+    {#- split() takes a regex: escape the separator -#}
+    split(nullif({{ list_column }}, ''), {{ features_mart.string_literal(modules.re.escape(separator)) }})
+{%- endmacro %}
+
+{#
+    The join clause that turns arrays of equal length into one row per position: adds
+    `alias.<column>` for each array (the elements at that position; null where an array is
+    null) and `alias.<position_column>` (1-based). A null or empty first array yields no rows.
+    Place it right after the FROM item that holds the arrays.
+#}
+{% macro zip_arrays_rows(arrays, alias, columns, position_column) -%}
+    {{ return(adapter.dispatch('zip_arrays_rows', 'features_mart')(arrays, alias, columns, position_column)) }}
+{%- endmacro %}
+
+{% macro default__zip_arrays_rows(arrays, alias, columns, position_column) -%}
     cross join
-        lateral unnest(string_to_array({{ list_column }}, {{ features_mart.string_literal(separator) }}))
-        with ordinality as {{ alias }} ({{ token_column }}, {{ position_column }})
+        lateral unnest({{ arrays | join(', ') }})
+        with ordinality as {{ alias }} ({{ columns | join(', ') }}, {{ position_column }})
 {%- endmacro %}
 
-{% macro spark__split_list_rows(list_column, separator, alias, token_column, position_column) -%}
-    {#- split() takes a regex: escape the separator; nullif: no row for an empty list -#}
+{% macro spark__zip_arrays_rows(arrays, alias, columns, position_column) -%}
     lateral view inline(
         transform(
-            split(nullif({{ list_column }}, ''), {{ features_mart.string_literal(modules.re.escape(separator)) }}),
-            (list_token, list_index) -> struct(list_token, list_index + 1)
+            {{ arrays[0] }},
+            (zip_element, zip_index) -> struct(
+                zip_element
+                {%- for other in arrays[1:] %}, {{ other }}[zip_index]{% endfor %},
+                zip_index + 1
+            )
         )
-    ) {{ alias }} as {{ token_column }}, {{ position_column }}
+    ) {{ alias }} as {{ columns | join(', ') }}, {{ position_column }}
+{%- endmacro %}
+
+{# The type of a bigint array: bigint[] on Postgres, array<bigint> on Spark. #}
+{% macro type_bigint_array() -%}
+    {{ return(adapter.dispatch('type_bigint_array', 'features_mart')()) }}
+{%- endmacro %}
+
+{% macro default__type_bigint_array() -%}
+    bigint[]
+{%- endmacro %}
+
+{% macro spark__type_bigint_array() -%}
+    array<bigint>
 {%- endmacro %}
 
 {# An array of the non-null values of an integer column, ascending (an aggregate). #}

@@ -42,6 +42,19 @@
     nullif(regexp_extract({{ expression }}, {{ features_mart.string_literal(pattern) }}, 1), '')
 {%- endmacro %}
 
+{# True when `expression` matches `pattern` (a Jinja string) somewhere; null for null. #}
+{% macro regex_matches(expression, pattern) -%}
+    {{ return(adapter.dispatch('regex_matches', 'features_mart')(expression, pattern)) }}
+{%- endmacro %}
+
+{% macro default__regex_matches(expression, pattern) -%}
+    {{ expression }} ~ {{ features_mart.string_literal(pattern) }}
+{%- endmacro %}
+
+{% macro spark__regex_matches(expression, pattern) -%}
+    {{ expression }} rlike {{ features_mart.string_literal(pattern) }}
+{%- endmacro %}
+
 {# True when `expression` does not match `pattern` (a Jinja string) anywhere; null for null. #}
 {% macro regex_not_matches(expression, pattern) -%}
     {{ return(adapter.dispatch('regex_not_matches', 'features_mart')(expression, pattern)) }}

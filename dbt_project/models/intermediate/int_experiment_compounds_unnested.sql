@@ -1,3 +1,5 @@
+{%- set token_digits = features_mart.regex_capture('compound_token', '^\\s*0*([0-9]{1,10})\\s*$') -%}
+
 with
 
 experiments as (
@@ -6,33 +8,42 @@ experiments as (
 
 ),
 
-tokens as (
-
-    select
-        experiments.experiment_id,
-        experiments.user_id,
-        list_tokens.compound_token,
-        list_tokens.token_position
-
-    from experiments
-    {{ features_mart.split_list_rows(
-        'experiments.experiment_compound_ids', ';', 'list_tokens', 'compound_token', 'token_position'
-    ) }}
-
-),
-
-parsed as (
+lists as (
 
     select
         experiment_id,
         user_id,
-        compound_token,
-        token_position,
-        -- the digits of a well-formed token (blanks and leading zeros dropped), else null;
-        -- nothing is cast unless it is digits only, so a malformed list never errors here
-        {{ features_mart.regex_capture('compound_token', '^\\s*0*([0-9]{1,10})\\s*$') }} as compound_digits
+        {{ features_mart.split_list('experiment_compound_ids', ';') }} as compound_tokens,
+        -- one regular expression per list: a well-formed list is cast as a whole (fast);
+        -- any other list is null here and its tokens are read one by one below
+        case
+            when {{ features_mart.regex_matches(
+                'experiment_compound_ids', '^\\s*[0-9]{1,18}\\s*(;\\s*[0-9]{1,18}\\s*)*$'
+            ) }}
+                then cast(
+                    {{ features_mart.split_list('experiment_compound_ids', ';') }}
+                    as {{ features_mart.type_bigint_array() }}
+                )
+        end as compound_values
 
-    from tokens
+    from experiments
+
+),
+
+tokens as (
+
+    select
+        lists.experiment_id,
+        lists.user_id,
+        list_tokens.compound_token,
+        list_tokens.compound_value,
+        list_tokens.token_position
+
+    from lists
+    {{ features_mart.zip_arrays_rows(
+        ['lists.compound_tokens', 'lists.compound_values'],
+        'list_tokens', ['compound_token', 'compound_value'], 'token_position'
+    ) }}
 
 ),
 
@@ -43,13 +54,17 @@ typed as (
         user_id,
         compound_token,
         token_position,
-        -- compound_digits is null or 1-10 digits, so this cast cannot fail
         case
-            when cast(compound_digits as bigint) <= 2147483647
-                then cast(compound_digits as integer)
+            when compound_value is not null
+                then case when compound_value <= 2147483647 then cast(compound_value as integer) end
+            -- a token of a malformed list: digits with optional blanks (leading zeros dropped)
+            -- are an id if they fit an integer; nothing else is cast, so nothing here errors
+            when {{ token_digits }} is not null
+                and cast({{ token_digits }} as bigint) <= 2147483647
+                then cast({{ token_digits }} as integer)
         end as compound_id
 
-    from parsed
+    from tokens
 
 ),
 

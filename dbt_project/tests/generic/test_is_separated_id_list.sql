@@ -46,7 +46,9 @@ checked as (
                     features_mart.quote_literal('list_value'),
                     features_mart.quote_literal(features_mart.string_literal(separator))
                 ) }}
-            when {{ features_mart.max_list_number('list_value', separator) }} > 2147483647
+            -- only a list with an id of 10+ digits can exceed the range: look into those alone
+            when {{ features_mart.regex_matches('list_value', '[0-9]{10}') }}
+                and {{ features_mart.max_list_number('list_value', separator) }} > 2147483647
                 then {{ features_mart.format_message(
                     "'%s contains an id above the integer range (2147483647)'",
                     features_mart.quote_literal('list_value')

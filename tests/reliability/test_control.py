@@ -1,0 +1,135 @@
+"""Run control: cancel (from another API process too), RUN_TIMEOUT, SIGTERM during a `?wait=true` request, and a
+full disk under the run's log. Each time the outcome is recorded, dbt is gone, and the published mart is intact."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.core import runs
+from api.main import create_app
+from tests.conftest import wait_for_run, wait_until
+from tests.datasets import set_cell
+from tests.reliability.conftest import (
+    build_schemas,
+    dbt_blocked_on,
+    dump_published,
+    pid_alive,
+    publish_quickly,
+    run_row,
+    trigger,
+    trigger_and_wait,
+)
+
+pytestmark = pytest.mark.slow
+
+#: A table dbt reads early in the run step: holding a lock on it keeps dbt waiting mid-statement.
+BLOCKED_TABLE = "raw__build.users"
+
+
+def active_run(db) -> int | None:
+    rows, _ = runs.list_runs(db, 1, 0)
+    return rows[0]["run_id"] if rows and rows[0]["status"] in runs.ACTIVE else None
+
+
+def dbt_queries(db) -> int:
+    """Statements of dbt's connections still in the database (a cancel must cancel them, not orphan them)."""
+    with db.connect() as conn:
+        return conn.execute(
+            "select count(*) from pg_stat_activity where application_name = 'dbt' and state = 'active'"
+        ).fetchone()[0]
+
+
+def test_cancel_from_another_api_process_stops_dbt_and_keeps_the_mart(serve, settings, database, tmp_path):
+    publish_quickly(settings)
+    published = dump_published(database)
+    runner_api, other_api = serve(), serve(STATE_DIR=str(tmp_path / "other-state"))
+
+    run_id = trigger(runner_api.client)
+    with dbt_blocked_on(database, run_id, "run", BLOCKED_TABLE) as pid:
+        serve.watch_dbt(pid)
+        asked = time.monotonic()
+        response = other_api.client.post(f"/runs/{run_id}/cancel")
+        assert response.status_code == 202, response.text
+        assert response.json()["cancel_requested_at"] is not None
+        wait_until(lambda: not pid_alive(pid), 15, "dbt, stuck on a lock, to stop on the cancel")
+    run = wait_for_run(other_api.client, run_id, timeout=30)
+    took = time.monotonic() - asked
+    assert took < 15, f"the cancel took {took:.1f} s"
+    assert run["status"] == "cancelled", run
+    assert run["error"].startswith("cancelled by an API request from 127.0.0.1"), run["error"]
+    assert [s["status"] for s in run["steps"]] == ["success", "failed", "skipped", "skipped", "skipped"]
+    assert dbt_queries(database) == 0, "dbt's queries must be cancelled with it"
+    assert build_schemas(database) == [], "a cancelled run drops its build schemas"
+    assert dump_published(database) == published
+
+    again = other_api.client.post(f"/runs/{run_id}/cancel")
+    assert again.status_code == 409 and "already finished (cancelled)" in again.json()["detail"]
+    assert other_api.client.post("/runs/999999/cancel").status_code == 404
+    assert trigger_and_wait(runner_api.client)["status"] == "success", "the next run must work"
+
+
+def test_run_timeout_cancels_the_run(settings, database):
+    publish_quickly(settings)
+    published = dump_published(database)
+    # One second: less than seed + run + test take together on any machine, so the run is cancelled mid-way.
+    with TestClient(create_app(settings.model_copy(update={"run_timeout": 1}))) as client:
+        run = wait_for_run(client, trigger(client), timeout=30)
+    assert run["status"] == "cancelled", run
+    assert run["error"].startswith("timed out after 1 s (RUN_TIMEOUT)"), run["error"]
+    assert [s["status"] for s in run["steps"]][-2:] == ["skipped", "skipped"], "nothing was published"
+    assert dump_published(database) == published
+    assert build_schemas(database) == []
+
+
+def test_sigterm_during_a_waiting_request_stops_and_records_the_run(serve, settings, database):
+    publish_quickly(settings)
+    published = dump_published(database)
+    api = serve()
+    answers: list[httpx.Response | Exception] = []
+
+    def wait_request() -> None:
+        try:
+            answers.append(httpx.post(f"{api.base_url}/trigger", params={"wait": "true"}, timeout=120))
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    waiter = threading.Thread(target=wait_request)
+    waiter.start()
+    run_id = wait_until(lambda: active_run(database), 30, "the run to start")
+    with dbt_blocked_on(database, run_id, "run", BLOCKED_TABLE) as pid:
+        serve.watch_dbt(pid)
+        sent = time.monotonic()
+        os.kill(api.proc.pid, signal.SIGTERM)
+        api.proc.wait(timeout=20)
+        took = time.monotonic() - sent
+    waiter.join(timeout=30)
+    assert took < 15, f"the API took {took:.1f} s to stop"
+    assert not pid_alive(pid)
+    row = run_row(database, run_id)
+    assert row["status"] == "failed" and row["error"].startswith("interrupted: the API was stopped"), row
+    assert dump_published(database) == published
+    assert answers and isinstance(answers[0], httpx.Response) and answers[0].status_code == 200, answers
+
+
+def test_a_full_disk_under_the_log_does_not_lose_the_outcome(client, settings, database):
+    publish_quickly(settings)
+    published = dump_published(database)
+    set_cell("users.csv", 2, "signup_date", "2023-02-30")(settings.data_dir)  # a failing run: the error path
+    next_id = 1  # the first run through the API (publish_quickly used scripts/dbt.sh)
+    log_dir = settings.state_dir / "runs" / str(next_id)
+    log_dir.mkdir(parents=True)
+    (log_dir / "dbt.log").symlink_to("/dev/full")  # every write: ENOSPC, "No space left on device"
+
+    run = trigger_and_wait(client)
+    assert run["run_id"] == next_id
+    assert run["status"] == "failed", run
+    assert "signup_date" in run["error"] and "2023-02-30" in run["error"], run["error"]
+    assert build_schemas(database) == []
+    assert dump_published(database) == published
