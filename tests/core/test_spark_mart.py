@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from api.config import Settings
 from api.core import spark_mart
-from api.core.publish import BUILD_SCHEMAS, publish
+from api.core.publish import BUILD_SCHEMAS, BUILD_SUFFIX, publish, retired_suffix
 from tests.conftest import mart_rows
 
 PART_1 = (
@@ -50,11 +50,11 @@ def test_export_is_copied_into_the_build_schema_with_nulls_quotes_and_arrays(dat
 
 def test_a_second_load_replaces_the_table_and_publish_swaps_it_in(database, tmp_path):
     with database.connect() as conn:
-        spark_mart.load_into_postgres(conn, export(tmp_path, PART_1, PART_2), "__r8")
+        spark_mart.load_into_postgres(conn, export(tmp_path, PART_1, PART_2), BUILD_SUFFIX)
         (tmp_path / "again").mkdir()
         again = export(tmp_path / "again", PART_2)
-        assert spark_mart.load_into_postgres(conn, again, "__r8") == 1
-        publish(conn, "__r8")
+        assert spark_mart.load_into_postgres(conn, again, BUILD_SUFFIX) == 1
+        publish(conn, BUILD_SUFFIX, retired_suffix(8))
         comment = conn.execute("select obj_description('raw'::regnamespace)").fetchone()[0]
     assert [r["user_id"] for r in mart_rows(database)] == [3]
     assert "Spark" in comment
