@@ -19,7 +19,7 @@ from pathlib import Path
 
 from api.config import Settings, get_settings
 from api.core import failures as failure_report
-from api.core import runs
+from api.core import runs, spark_mart
 from api.core.database import EmbeddedPostgres, open_database
 from api.core.dbt import run_dbt
 from api.core.publish import BUILD_SCHEMAS
@@ -112,14 +112,24 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
         return 2
     command = dbt_subcommand(args) or ""
     suffix = os.environ.get("DBT_SCHEMA_SUFFIX", "")
-    with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
+    spark = settings.dbt_target == "spark"
+    # On Spark, Postgres is only needed for the run lock (writing commands never overlap an API run).
+    needs_postgres = not spark or command in WRITING_COMMANDS
+    with (
+        open_database(_database_url(settings), settings.state_dir, settings.pg_port)
+        if needs_postgres
+        else contextlib.nullcontext()
+    ) as db:
         seeds = _prepare_input(settings, command)
         if seeds is None:
             return 1
         schemas = ", ".join(s + suffix for s in BUILD_SCHEMAS)
-        print(f"dbt.sh: dbt {' '.join(args)} on {db.display_url}: schemas {schemas}; test failures in audit")
+        where = f"Spark ({settings.spark_master}, in {settings.state_dir / 'spark'})" if spark else db.display_url
+        print(f"dbt.sh: dbt {' '.join(args)} on {where}: schemas {schemas}; test failures in audit")
         env = {
-            **db.dbt_env(),
+            **(db.dbt_env() if db is not None else {}),
+            **spark_mart.dbt_env(settings),
+            "DBT_TARGET": settings.dbt_target,
             "DBT_SEEDS_DIR": str(seeds),
             "DBT_SCHEMA_SUFFIX": suffix,
             "DBT_THREADS": str(settings.dbt_threads),
@@ -133,11 +143,11 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
             print(f"dbt.sh: {busy} (an API run, or another dbt.sh); try again when it has finished", file=sys.stderr)
             return 1
         if not result.ok:
-            with db.connect() as conn:
+            with db.connect() if db is not None else contextlib.nullcontext() as conn:
                 found = failure_report.collect(result, conn)
             print("\n" + failure_report.summarize(" ".join(args), result, found), file=sys.stderr)
         elif command in ("build", "run", "seed"):
-            print(f"dbt.sh: built into {schemas} on {db.display_url}")
+            print(f"dbt.sh: built into {schemas} on {where}")
         return result.exit_code if result.exit_code >= 0 else 2
 
 

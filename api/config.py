@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -39,6 +40,13 @@ class Settings(BaseSettings):
     pg_port: int | None = Field(default=None, description="port of the embedded Postgres; unset: a free one")
     dbt_threads: int = Field(default=4, ge=1)
     run_timeout: float = Field(default=3600, gt=0, description="seconds; a run still going then is cancelled")
+    dbt_target: Literal["default", "spark"] = Field(
+        default="default", description="engine dbt builds on: default (Postgres) or spark (dbt-spark, session method)"
+    )
+    spark_master: str = Field(default="local[*]", description="Spark master URL (DBT_TARGET=spark)")
+    spark_driver_memory: str = Field(default="2g", description="memory of the Spark driver (DBT_TARGET=spark)")
+    spark_shuffle_partitions: int = Field(default=8, ge=1, description="spark.sql.shuffle.partitions")
+    spark_ui_enabled: bool = Field(default=False, description="serve Spark's web UI (port 4040) during dbt commands")
     schedule: str | None = Field(default=None, description="5-field cron expression; unset: no scheduled runs")
     schedule_tz: str = Field(default="UTC", description="time zone SCHEDULE is read in (IANA name)")
     webhook_urls: str | None = Field(default=None, description="comma-separated URLs that get run events")

@@ -17,8 +17,9 @@ StepStatus = Literal["pending", "running", "success", "failed", "skipped"]
 
 
 class Step(BaseModel):
-    name: Literal["seed", "run", "test", "publish", "docs"] = Field(
+    name: Literal["seed", "run", "test", "transfer", "publish", "docs"] = Field(
         description="seed: validate the CSVs and `dbt seed`; run: `dbt run`; test: `dbt test`; "
+        "transfer (DBT_TARGET=spark only): copy the tested mart from Spark into Postgres; "
         "publish: swap the run's schemas in; docs: `dbt docs generate`"
     )
     status: StepStatus

@@ -41,6 +41,7 @@ from api.core.database import Database, free_port, open_database
 from api.core.dbt import run_dbt
 from api.core.jobs import JobRunner, build_dir
 from api.core.seeds import prepare_seeds
+from scripts import benchmark_spark
 
 CANONICAL = REPO_ROOT / "seeds"
 
@@ -418,7 +419,10 @@ def main() -> int:
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--load-rate", type=int, default=200, help="requests/s of the load figure")
     parser.add_argument("--load-seconds", type=float, default=30)
+    benchmark_spark.add_arguments(parser)
     args = parser.parse_args()
+    if args.engine == "spark":
+        return benchmark_spark.main(args)
     settings = Settings()
     url = settings.database_url.get_secret_value() if settings.database_url else None
     summary = []

@@ -7,4 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/_setup.sh
 source "$ROOT/scripts/_setup.sh"
+case " $* " in  # --engine spark: the job on Spark (scripts/benchmark_spark.py) needs the Spark requirements
+  *" --engine spark "* | *" --engine=spark "*) "$ROOT/scripts/bootstrap.sh" --spark ;;
+esac
 exec "$VENV_DIR/bin/python" "$ROOT/scripts/benchmark.py" "$@"

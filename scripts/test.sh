@@ -4,6 +4,7 @@
 # against a real Postgres: TEST_DATABASE_URL if set, else an embedded one started (and stopped) here.
 # pytest includes schemathesis (tests/api/test_schemathesis.py): every OpenAPI operation fuzzed against the
 # served API, with and without the token; no 5xx, every answer matching its schema.
+# Then the spark tier: the tests marked `spark` (scripts/bootstrap.sh --spark first; skipped only without Java).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k trigger -x
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,4 +59,19 @@ fi
 rm -rf "$lint_tmp"
 
 echo "test: pytest"
-pytest "$@"
+pytest -m "not spark" "$@"
+
+# The Spark tier (DBT_TARGET=spark): on by default; skipped, saying so, only when Java is missing.
+if [ "${SKIP_SPARK_TESTS:-}" = 1 ]; then
+  echo "test: spark tier skipped (SKIP_SPARK_TESTS=1)"
+elif ! command -v java >/dev/null 2>&1 && ! { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }; then
+  echo "test: SKIPPED the spark tier: Java is missing (install Java 17 or 21, e.g. apt-get install default-jre-headless)" >&2
+else
+  echo "test: spark tier (dbt-spark in local mode; one Spark session for the in-process builds, one API run)"
+  "$ROOT/scripts/bootstrap.sh" --spark
+  if command -v java >/dev/null 2>&1; then
+    pytest -m spark "$@" || [ $? = 5 ]  # 5: the arguments selected no spark test
+  else
+    echo "test: SKIPPED the spark tier: Java could not be installed (install Java 17 or 21)" >&2
+  fi
+fi

@@ -3,6 +3,7 @@ failed test the first failing rows (kept by `store_failures` in the `audit` sche
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -33,9 +34,20 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _ran_on_spark(result: DbtResult) -> bool:
+    try:
+        manifest = json.loads((result.target_path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("metadata", {}).get("adapter_type") == "spark"
+
+
 def collect(result: DbtResult, conn: psycopg.Connection | None) -> list[dict[str, Any]]:
-    """The failed nodes of a dbt command, each with its message and (tests) sample failing rows."""
+    """The failed nodes of a dbt command, each with its message and (tests) sample failing rows. Failing rows
+    are read from Postgres, except when dbt ran on Spark (they stay in Spark's audit schema then)."""
     nodes = result.manifest_nodes()
+    if _ran_on_spark(result):
+        conn = None
     failures = []
     for res in result.run_results():
         if res.get("status") not in _FAILED:

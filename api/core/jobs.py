@@ -29,7 +29,7 @@ import psycopg
 
 from api.config import Settings
 from api.core import failures as failure_report
-from api.core import publish, runs, webhooks
+from api.core import publish, runs, spark_mart, webhooks
 from api.core.control import Watchdog, interrupt
 from api.core.database import Database
 from api.core.dbt import DbtResult, DbtWorker, Progress, run_dbt
@@ -80,6 +80,7 @@ def dbt_env(settings: Settings, db: Database, suffix: str) -> dict[str, str]:
         "DBT_SEEDS_DIR": str(build_dir(settings) / "seeds"),
         "DBT_SCHEMA_SUFFIX": suffix,
         "DBT_THREADS": str(settings.dbt_threads),
+        **spark_mart.dbt_env(settings),  # DBT_TARGET=spark: dbt's Spark settings
     }
 
 
@@ -95,7 +96,7 @@ class RunExecution:
         self.run_dir = settings.state_dir / "runs" / str(self.run_id)
         self.build_dir = build_dir(settings)
         self.suffix = publish.BUILD_SUFFIX
-        self.steps = runs.initial_steps()
+        self.steps = runs.initial_steps(spark_mart.STEP_NAMES if settings.dbt_target == "spark" else runs.STEP_NAMES)
         self.dbt_pid: int | None = None
         self.stop_requested = False
         self.cancel_reason: str | None = None
@@ -179,6 +180,17 @@ class RunExecution:
 
     def step_test(self, log_file: IO[str]) -> StepOutcome:
         return self._dbt(TEST_ARGS, log_file, "test", self.suffix, "target")
+
+    def step_transfer(self, log_file: IO[str]) -> StepOutcome:
+        """DBT_TARGET=spark only: Spark writes the tested mart as CSV files, Postgres COPYs them into the build
+        schema (api/core/spark_mart.py)."""
+        export_dir = self.build_dir / "mart-export"
+        outcome = self._dbt(spark_mart.export_args(export_dir), log_file, "transfer", self.suffix, "target")
+        if outcome.ok:
+            rows = spark_mart.load_into_postgres(self.handle.conn, export_dir, self.suffix)
+            shutil.rmtree(export_dir, ignore_errors=True)
+            log_file.write(f"copied {rows} mart rows from Spark into marts{self.suffix}\n")
+        return outcome
 
     def step_publish(self, log_file: IO[str]) -> StepOutcome:
         publish.publish(self.handle.conn, self.suffix, f"r{self.run_id}", run_id=self.run_id)

@@ -308,10 +308,8 @@ def _start_run(db: Database, trigger: dict[str, Any]) -> RunHandle:
     return RunHandle(db, conn, run_id)
 
 
-def initial_steps() -> list[dict[str, Any]]:
-    return [
-        {"name": n, "status": "pending", "started_at": None, "finished_at": None, "exit_code": None} for n in STEP_NAMES
-    ]
+def initial_steps(names: tuple[str, ...] = STEP_NAMES) -> list[dict[str, Any]]:
+    return [{"name": n, "status": "pending", "started_at": None, "finished_at": None, "exit_code": None} for n in names]
 
 
 def _mark_interrupted(conn: psycopg.Connection) -> list[int]:

@@ -34,12 +34,12 @@ final as (
     select
         mart_total.mart_experiments,
         experiments_total.all_experiments,
-        format(
-            'user_features counts %s experiments but there are %s experiments'
-            ' (experiments of unknown users are missing from the mart)',
-            mart_total.mart_experiments,
-            experiments_total.all_experiments
-        ) as failure
+        {{ features_mart.format_message(
+            "'user_features counts %s experiments but there are %s experiments"
+            ~ " (experiments of unknown users are missing from the mart)'",
+            'mart_total.mart_experiments',
+            'experiments_total.all_experiments'
+        ) }} as failure
 
     from mart_total
     cross join experiments_total

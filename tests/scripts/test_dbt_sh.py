@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from api.config import REPO_ROOT
 from api.core import runs
 from api.core.database import Database
@@ -95,3 +97,24 @@ def test_the_embedded_postgres_stops_only_when_its_last_user_exits(settings, tmp
     done = dbt_sh(embedded, tmp_path, "ls", "--select", "user_features")
     assert done.returncode == 0, done.stderr[-2000:]
     assert postgres.running_port() is None, "adopted by dbt.sh and stopped when it ended"
+
+
+@pytest.mark.spark
+def test_dbt_sh_on_spark_selects_the_spark_target_without_postgres_for_reading_commands(settings, tmp_path):
+    """DBT_TARGET=spark picks the profile's spark target; `ls` (no writes, no Spark session needed) starts no
+    Postgres, and bad input is refused by the same validation as on Postgres."""
+    state = tmp_path / "state"
+    # DATABASE_URL unset: were Postgres needed, an embedded one would start in state/pg
+    spark = {"DBT_TARGET": "spark", "STATE_DIR": str(state), "DATABASE_URL": ""}
+    done = dbt_sh(settings, tmp_path, "ls", "--resource-type", "seed", **spark)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"on Spark (local[*], in {state / 'spark'})" in done.stdout
+    assert "features_mart.users" in done.stdout and "target='spark'" not in done.stderr
+    assert not (state / "pg").exists(), "a reading command on Spark must not start Postgres"
+    manifest = (state / "cli" / "target" / "manifest.json").read_text()
+    assert '"adapter_type": "spark"' in manifest
+
+    set_cell("user_experiments.csv", 6, "experiment_compound_ids", "1:3")(settings.data_dir)
+    done = dbt_sh(settings, tmp_path, "build", DBT_TARGET="spark", STATE_DIR=str(state))
+    assert done.returncode == 1
+    assert "user_experiments.csv, line 6 (experiment_id 5): experiment_compound_ids '1:3'" in done.stderr

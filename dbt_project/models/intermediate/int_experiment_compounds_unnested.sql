@@ -1,3 +1,5 @@
+{%- set token_digits = features_mart.regex_capture('compound_token', '^\\s*0*([0-9]{1,10})\\s*$') -%}
+
 with
 
 experiments as (
@@ -11,12 +13,17 @@ lists as (
     select
         experiment_id,
         user_id,
-        string_to_array(experiment_compound_ids, ';') as compound_tokens,
+        {{ features_mart.split_list('experiment_compound_ids', ';') }} as compound_tokens,
         -- one regular expression per list: a well-formed list is cast as a whole (fast);
         -- any other list is null here and its tokens are read one by one below
         case
-            when experiment_compound_ids ~ '^\s*[0-9]{1,18}\s*(;\s*[0-9]{1,18}\s*)*$'
-                then cast(string_to_array(experiment_compound_ids, ';') as bigint[])
+            when {{ features_mart.regex_matches(
+                'experiment_compound_ids', '^\\s*[0-9]{1,18}\\s*(;\\s*[0-9]{1,18}\\s*)*$'
+            ) }}
+                then cast(
+                    {{ features_mart.split_list('experiment_compound_ids', ';') }}
+                    as {{ features_mart.type_bigint_array() }}
+                )
         end as compound_values
 
     from experiments
@@ -33,9 +40,10 @@ tokens as (
         list_tokens.token_position
 
     from lists
-    cross join
-        lateral unnest(lists.compound_tokens, lists.compound_values)
-        with ordinality as list_tokens (compound_token, compound_value, token_position)
+    {{ features_mart.zip_arrays_rows(
+        ['lists.compound_tokens', 'lists.compound_values'],
+        'list_tokens', ['compound_token', 'compound_value'], 'token_position'
+    ) }}
 
 ),
 
@@ -51,9 +59,9 @@ typed as (
                 then case when compound_value <= 2147483647 then cast(compound_value as integer) end
             -- a token of a malformed list: digits with optional blanks (leading zeros dropped)
             -- are an id if they fit an integer; nothing else is cast, so nothing here errors
-            when substring(compound_token from '^\s*0*([0-9]{1,10})\s*$') is not null
-                and cast(substring(compound_token from '^\s*0*([0-9]{1,10})\s*$') as bigint) <= 2147483647
-                then cast(substring(compound_token from '^\s*0*([0-9]{1,10})\s*$') as integer)
+            when {{ token_digits }} is not null
+                and cast({{ token_digits }} as bigint) <= 2147483647
+                then cast({{ token_digits }} as integer)
         end as compound_id
 
     from tokens

@@ -37,7 +37,7 @@ final as (
         -- ties go to the lowest compound id
         min(compound_id) as most_common_compound_id,
         max(experiment_count) as most_common_compound_experiments,
-        array_agg(compound_id order by compound_id) as tied_compound_ids
+        {{ features_mart.sorted_int_array_agg('compound_id') }} as tied_compound_ids
 
     from top_compounds
     group by user_id

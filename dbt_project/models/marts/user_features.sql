@@ -32,14 +32,14 @@ users_most_common_compounds as (
 
 experiment_totals as (
 
-    select cast(count(*) as numeric) as all_experiments
+    select count(*) as all_experiments
     from experiments
 
 ),
 
 user_totals as (
 
-    select cast(count(*) as numeric) as all_users
+    select count(*) as all_users
     from users
 
 ),
@@ -61,7 +61,9 @@ joined as (
         compounds.compound_structure as most_common_compound_structure,
         coalesce(users_most_common_compounds.most_common_compound_experiments, 0)
             as most_common_compound_experiments,
-        coalesce(users_most_common_compounds.tied_compound_ids, cast(array[] as integer[])) as tied_compound_ids
+        coalesce(
+            users_most_common_compounds.tied_compound_ids, {{ features_mart.empty_int_array() }}
+        ) as tied_compound_ids
 
     from users
     cross join experiment_totals
@@ -79,25 +81,26 @@ final as (
 
     select
         cast(user_id as integer) as user_id,
-        cast(name as text) as name,
-        cast(email as text) as email,
+        cast(name as {{ features_mart.type_text() }}) as name,
+        cast(email as {{ features_mart.type_text() }}) as email,
         cast(signup_date as date) as signup_date,
         cast(total_experiments as integer) as total_experiments,
-        -- unrounded numeric divisions; trim_scale only drops trailing zeros (1.1000 -> 1.1)
-        trim_scale(
-            case
-                when all_experiments = 0 then cast(0 as numeric)
-                else cast(total_experiments as numeric) / all_experiments
-            end
-        ) as experiment_share,
-        trim_scale(all_experiments / nullif(all_users, 0)) as avg_experiments_per_user,
-        trim_scale(cast(avg_experiment_run_time as numeric)) as avg_experiment_run_time,
-        trim_scale(cast(total_experiment_run_time as numeric)) as total_experiment_run_time,
+        -- unrounded numeric divisions; on Postgres trailing zeros are dropped (1.1000 -> 1.1),
+        -- on Spark they are decimal(38, 18) (see macros/cross_db/numbers.sql)
+        {{ features_mart.mart_number(
+            "case when all_experiments = 0 then 0 else "
+            ~ features_mart.exact_divide('total_experiments', 'all_experiments') ~ " end"
+        ) }} as experiment_share,
+        {{ features_mart.mart_number(
+            features_mart.exact_divide('all_experiments', 'nullif(all_users, 0)')
+        ) }} as avg_experiments_per_user,
+        {{ features_mart.mart_number('avg_experiment_run_time') }} as avg_experiment_run_time,
+        {{ features_mart.mart_number('total_experiment_run_time') }} as total_experiment_run_time,
         cast(most_common_compound_id as integer) as most_common_compound_id,
-        cast(most_common_compound_name as text) as most_common_compound_name,
-        cast(most_common_compound_structure as text) as most_common_compound_structure,
+        cast(most_common_compound_name as {{ features_mart.type_text() }}) as most_common_compound_name,
+        cast(most_common_compound_structure as {{ features_mart.type_text() }}) as most_common_compound_structure,
         cast(most_common_compound_experiments as integer) as most_common_compound_experiments,
-        cast(tied_compound_ids as integer[]) as tied_compound_ids
+        cast(tied_compound_ids as {{ features_mart.type_int_array() }}) as tied_compound_ids
 
     from joined
 

@@ -14,7 +14,7 @@ final as (
         -- kept as raw text: parsing happens in int_experiment_compounds_unnested, which
         -- never fails on a malformed list (the data tests report it instead)
         trim(experiment_compound_ids) as experiment_compound_ids,
-        cast(experiment_run_time as numeric) as experiment_run_time
+        cast(experiment_run_time as {{ features_mart.type_numeric() }}) as experiment_run_time
 
     from user_experiments
 

@@ -17,9 +17,9 @@
 ) %}
 
 {%- set label = entity_label or key_column -%}
-{%- set sep_sql = separator | replace("'", "''") -%}
-{%- set sep_regex = modules.re.escape(separator) | replace("'", "''") -%}
+{%- set sep_regex = modules.re.escape(separator) -%}
 {%- set token_regex = '\\s*[0-9]+\\s*' -%}
+{%- set list_regex = '^' ~ token_regex ~ '(' ~ sep_regex ~ token_regex ~ ')*$' -%}
 
 with
 
@@ -40,14 +40,19 @@ checked as (
         list_value,
         case
             when list_value is null then 'is missing'
-            when list_value !~ '^{{ token_regex }}({{ sep_regex }}{{ token_regex }})*$'
-                then format('%L is not a %L-separated list of {{ item_label }}', list_value, '{{ sep_sql }}')
+            when {{ features_mart.regex_not_matches('list_value', list_regex) }}
+                then {{ features_mart.format_message(
+                    "'%s is not a %s-separated list of " ~ item_label ~ "'",
+                    features_mart.quote_literal('list_value'),
+                    features_mart.quote_literal(features_mart.string_literal(separator))
+                ) }}
             -- only a list with an id of 10+ digits can exceed the range: look into those alone
-            when list_value ~ '[0-9]{10}' and (
-                select max(cast(substring(token from '[0-9]+') as numeric))
-                from unnest(string_to_array(list_value, '{{ sep_sql }}')) as token
-            ) > 2147483647
-                then format('%L contains an id above the integer range (2147483647)', list_value)
+            when {{ features_mart.regex_matches('list_value', '[0-9]{10}') }}
+                and {{ features_mart.max_list_number('list_value', separator) }} > 2147483647
+                then {{ features_mart.format_message(
+                    "'%s contains an id above the integer range (2147483647)'",
+                    features_mart.quote_literal('list_value')
+                ) }}
         end as problem
 
     from records
@@ -59,7 +64,9 @@ final as (
     select
         key_value as {{ key_column }},
         list_value as {{ column_name }},
-        format('{{ label }} %s: {{ column_name }} %s', key_value, problem) as failure
+        {{ features_mart.format_message(
+            "'" ~ label ~ " %s: " ~ column_name ~ " %s'", 'key_value', 'problem'
+        ) }} as failure
 
     from checked
     where problem is not null

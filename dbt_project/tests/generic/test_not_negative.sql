@@ -25,7 +25,9 @@ final as (
     select
         key_value as {{ key_column }},
         checked_value as {{ column_name }},
-        format('{{ label }} %s: {{ column_name }} %s is negative', key_value, checked_value) as failure
+        {{ features_mart.format_message(
+            "'" ~ label ~ " %s: " ~ column_name ~ " %s is negative'", 'key_value', 'checked_value'
+        ) }} as failure
 
     from records
     where checked_value < 0

@@ -43,11 +43,11 @@ final as (
     select
         child.key_value as {{ key_column }},
         child.reference_value as {{ column_name }},
-        format(
-            '{{ label }} %s: {{ column_name }} %s is not a known {{ target_description }}',
-            child.key_value,
-            child.reference_value
-        ) as failure
+        {{ features_mart.format_message(
+            "'" ~ label ~ " %s: " ~ column_name ~ " %s is not a known " ~ target_description ~ "'",
+            'child.key_value',
+            'child.reference_value'
+        ) }} as failure
 
     from child
     left join parent

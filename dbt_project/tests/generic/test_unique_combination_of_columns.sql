@@ -29,16 +29,17 @@ final as (
     select
         {{ column_list }},
         n_records,
-        format(
-            '({{ column_list }}) = (%s) appears %s times',
+        {%- set rendered_values -%}
             concat_ws(
                 ', ',
                 {%- for column in combination_of_columns %}
-                coalesce(cast({{ column }} as text), 'null'){{ ',' if not loop.last }}
+                coalesce(cast({{ column }} as {{ features_mart.type_text() }}), 'null'){{ ',' if not loop.last }}
                 {%- endfor %}
-            ),
-            n_records
-        ) as failure
+            )
+        {%- endset %}
+        {{ features_mart.format_message(
+            "'(" ~ column_list ~ ") = (%s) appears %s times'", rendered_values, 'n_records'
+        ) }} as failure
 
     from grouped
 

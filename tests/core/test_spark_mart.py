@@ -1,0 +1,84 @@
+"""Moving the mart from Spark's CSV export into Postgres (no Spark needed: the export files are written here
+the way the export macro makes Spark write them; tests/dbt/test_spark.py runs the real export)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from api.config import Settings
+from api.core import spark_mart
+from api.core.publish import BUILD_SCHEMAS, BUILD_SUFFIX, publish, retired_suffix
+from tests.conftest import mart_rows
+
+PART_1 = (
+    '1,Alice,alice@example.com,2023-01-01,2,0.181818181818181818,1.1,12.5,25,2,"Compound, B",C21H30O2,2,"{2}"\n'
+    '2,,"",2023-01-02,0,0,1.1,,0,,,,0,{}\n'
+)
+PART_2 = '3,"Carol ""C""","multi\nline",2023-01-03,1,0.5,1.1,7,7,1,A,,1,"{1,3}"\n'
+
+
+def export(tmp_path, *parts: str, complete: bool = True):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for i, text in enumerate(parts):
+        (folder / f"part-0000{i}-abc-c000.csv").write_text(text, encoding="utf-8")
+    if complete:
+        (folder / "_SUCCESS").write_text("")
+    return folder
+
+
+def test_export_is_copied_into_the_build_schema_with_nulls_quotes_and_arrays(database, tmp_path):
+    folder = export(tmp_path, PART_1, PART_2)
+    with database.connect() as conn:
+        assert spark_mart.load_into_postgres(conn, folder, "__r7") == 3
+        schemas = {r[0] for r in conn.execute("select nspname from pg_namespace").fetchall()}
+    assert {s + "__r7" for s in BUILD_SCHEMAS} <= schemas, "publish needs every build schema"
+    rows = mart_rows(database, "marts__r7")
+    assert [r["user_id"] for r in rows] == [1, 2, 3]
+    alice, nobody, carol = rows
+    assert alice["most_common_compound_name"] == "Compound, B"
+    assert alice["experiment_share"] == Decimal("0.181818181818181818") and alice["tied_compound_ids"] == [2]
+    assert (nobody["name"], nobody["email"], nobody["avg_experiment_run_time"]) == (None, "", None)
+    assert nobody["tied_compound_ids"] == [] and nobody["most_common_compound_id"] is None
+    assert (carol["name"], carol["email"], carol["tied_compound_ids"]) == ('Carol "C"', "multi\nline", [1, 3])
+    assert str(carol["experiment_share"]) == "0.5", "values arrive as written (no trailing zeros)"
+
+
+def test_a_second_load_replaces_the_table_and_publish_swaps_it_in(database, tmp_path):
+    with database.connect() as conn:
+        spark_mart.load_into_postgres(conn, export(tmp_path, PART_1, PART_2), BUILD_SUFFIX)
+        (tmp_path / "again").mkdir()
+        again = export(tmp_path / "again", PART_2)
+        assert spark_mart.load_into_postgres(conn, again, BUILD_SUFFIX) == 1
+        publish(conn, BUILD_SUFFIX, retired_suffix(8))
+        comment = conn.execute("select obj_description('raw'::regnamespace)").fetchone()[0]
+    assert [r["user_id"] for r in mart_rows(database)] == [3]
+    assert "Spark" in comment
+
+
+def test_an_incomplete_export_is_refused_and_loads_nothing(database, tmp_path):
+    folder = export(tmp_path, PART_1, complete=False)
+    with database.connect(row_factory=dict_row) as conn:
+        with pytest.raises(RuntimeError, match="incomplete"):
+            spark_mart.load_into_postgres(conn, folder, "__r9")
+        assert conn.execute("select to_regclass('marts__r9.user_features') as t").fetchone()["t"] is None
+
+
+def test_a_malformed_export_rolls_back(database, tmp_path):
+    folder = export(tmp_path, PART_1 + "4,Dave,not-a-date\n")
+    with database.connect(row_factory=dict_row) as conn:
+        with pytest.raises(psycopg.errors.DataError):
+            spark_mart.load_into_postgres(conn, folder, "__r10")
+        assert conn.execute("select to_regclass('marts__r10.user_features') as t").fetchone()["t"] is None
+
+
+def test_dbt_env_selects_the_engine(tmp_path):
+    assert spark_mart.dbt_env(Settings(state_dir=tmp_path)) == {}
+    env = spark_mart.dbt_env(Settings(state_dir=tmp_path, dbt_target="spark", spark_master="spark://h:7077"))
+    assert env["DBT_TARGET"] == "spark" and env["SPARK_MASTER"] == "spark://h:7077"
+    assert env["DBT_SPARK_DIR"] == str(tmp_path / "spark"), "the warehouse lives under STATE_DIR"
+    assert env["DBT_SCHEMA_SUFFIX"] == "", "Spark builds in place; the swap happens in Postgres"
