@@ -8,6 +8,7 @@ from pydantic import SecretStr
 
 from api.core import runs
 from api.main import create_app
+from tests.conftest import LOCAL
 
 
 def scrape(client, **headers) -> dict[str, dict[tuple, float]]:
@@ -41,7 +42,7 @@ def test_metrics_count_runs_from_the_history_of_every_process(client, settings, 
         handle.update(status="failed", started_at=ok["started_at"], finished_at=ok["finished_at"])
         handle.release()
 
-    with TestClient(create_app(settings)) as other:  # a second process: the same run numbers
+    with TestClient(create_app(settings), base_url=LOCAL) as other:  # a second process: the same run numbers
         for metrics in (scrape(client), scrape(other)):
             total = metrics["features_mart_runs_total"]
             assert total[(("status", "success"),)] == 1 and total[(("status", "failed"),)] == 2
@@ -71,7 +72,8 @@ def test_metrics_count_runs_from_the_history_of_every_process(client, settings, 
 
 
 def test_metrics_need_the_token_when_one_is_set(settings):
-    with TestClient(create_app(settings.model_copy(update={"api_token": SecretStr("tok-9")}))) as client:
+    locked = create_app(settings.model_copy(update={"api_token": SecretStr("tok-9")}))
+    with TestClient(locked, base_url=LOCAL) as client:
         assert client.get("/metrics").status_code == 401
         assert "features_mart_runs_total" in scrape(client, Authorization="Bearer tok-9")
 

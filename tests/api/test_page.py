@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.main import create_app
+from tests.conftest import LOCAL
 
 
 def test_page_is_one_self_contained_html_file(client, settings):
@@ -23,7 +24,7 @@ def test_page_is_one_self_contained_html_file(client, settings):
         and "<link " not in html
         and "http://" not in html.replace('"http://www.w3.org/2000/svg"', "")
     )
-    with TestClient(create_app(settings.model_copy(update={"api_token": SecretStr("t0k")}))) as locked:
+    with TestClient(create_app(settings.model_copy(update={"api_token": SecretStr("t0k")})), base_url=LOCAL) as locked:
         assert locked.get("/").status_code == 401
         assert locked.get("/", headers={"Authorization": "Bearer t0k"}).status_code == 200
 

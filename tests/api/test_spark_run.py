@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.core import spark_mart
 from api.main import create_app
-from tests.conftest import mart_rows, wait_for_run
+from tests.conftest import LOCAL, mart_rows, wait_for_run
 from tests.datasets import random_dataset
 from tests.expected import assert_rows_match, compute
 
@@ -28,7 +28,7 @@ def test_a_run_on_spark_publishes_the_mart_to_postgres_and_features_serves_it(se
     spark_settings = settings.model_copy(
         update={"dbt_target": "spark", "spark_master": "local[2]", "spark_shuffle_partitions": 4}
     )
-    with TestClient(create_app(spark_settings)) as client:
+    with TestClient(create_app(spark_settings), base_url=LOCAL) as client:
         run = client.post("/trigger").json()
         assert [s["name"] for s in run["steps"]] == list(spark_mart.STEP_NAMES)
         done = wait_for_run(client, run["run_id"], timeout=SPARK_RUN_TIMEOUT)

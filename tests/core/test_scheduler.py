@@ -11,13 +11,13 @@ from fastapi.testclient import TestClient
 from api.config import Settings
 from api.core import runs, scheduler
 from api.main import create_app
-from tests.conftest import wait_for_run, wait_until
+from tests.conftest import LOCAL, wait_for_run, wait_until
 
 
 @pytest.mark.timeout(400)
 def test_every_minute_schedule_starts_a_run_with_source_schedule(settings):
     every_minute = settings.model_copy(update={"schedule": "* * * * *"})
-    with TestClient(create_app(every_minute)) as client:
+    with TestClient(create_app(every_minute), base_url=LOCAL) as client:
         shown = client.get("/schedule").json()
         assert shown["schedule"] == "* * * * *" and shown["timezone"] == "UTC" and len(shown["next"]) == 5
         first = datetime.fromisoformat(shown["next"][0])
@@ -62,7 +62,7 @@ def test_a_tick_fires_once_across_processes_and_is_skipped_while_a_run_is_active
 
 
 def test_schedule_off_and_time_zone(settings, database):
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOCAL) as client:
         assert client.get("/schedule").json() == {"schedule": None, "timezone": "UTC", "next": [], "recent_ticks": []}
     after = datetime(2030, 3, 30, 12, 0, tzinfo=timezone.utc)
     berlin = scheduler.next_times("30 2 * * *", "Europe/Berlin", 2, after=after)

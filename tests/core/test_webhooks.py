@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from api.core import runs, webhooks
 from api.main import create_app
-from tests.conftest import free_port, wait_until
+from tests.conftest import LOCAL, free_port, wait_until
 
 SECRET = "whsec-test-123"
 
@@ -71,7 +71,7 @@ def test_a_run_sends_signed_started_and_succeeded_events(settings, receiver):
     hooked = settings.model_copy(
         update={"webhook_urls": f"{receiver.url}?key=hidden", "webhook_secret": SecretStr(SECRET)}
     )
-    with TestClient(create_app(hooked)) as client:
+    with TestClient(create_app(hooked), base_url=LOCAL) as client:
         run = client.post("/trigger?wait=true").json()
         assert run["status"] == "success"
         run_id = run["run_id"]

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.core import runs
 from api.main import create_app
-from tests.conftest import wait_for_run, wait_until
+from tests.conftest import LOCAL, wait_for_run, wait_until
 from tests.datasets import set_cell
 from tests.reliability.conftest import (
     build_schemas,
@@ -79,7 +79,7 @@ def test_run_timeout_cancels_the_run(settings, database):
     publish_quickly(settings)
     published = dump_published(database)
     # One second: less than seed + run + test take together on any machine, so the run is cancelled mid-way.
-    with TestClient(create_app(settings.model_copy(update={"run_timeout": 1}))) as client:
+    with TestClient(create_app(settings.model_copy(update={"run_timeout": 1})), base_url=LOCAL) as client:
         run = wait_for_run(client, trigger(client), timeout=30)
     assert run["status"] == "cancelled", run
     assert run["error"].startswith("timed out after 1 s (RUN_TIMEOUT)"), run["error"]
