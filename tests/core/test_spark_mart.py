@@ -10,8 +10,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from api.config import Settings
-from api.core import spark_mart
-from api.core.publish import BUILD_SCHEMAS, BUILD_SUFFIX, publish, retired_suffix
+from api.core import runs, spark_mart
+from api.core.publish import BUILD_SCHEMAS, BUILD_SUFFIX, publish
 from tests.conftest import mart_rows
 
 PART_1 = (
@@ -54,7 +54,8 @@ def test_a_second_load_replaces_the_table_and_publish_swaps_it_in(database, tmp_
         (tmp_path / "again").mkdir()
         again = export(tmp_path / "again", PART_2)
         assert spark_mart.load_into_postgres(conn, again, BUILD_SUFFIX) == 1
-        publish(conn, BUILD_SUFFIX, retired_suffix(8))
+        conn.execute("select pg_advisory_lock(%s, %s)", (runs.LOCK_CLASS, runs.RUN_LOCK))  # as a run holds it
+        publish(conn, BUILD_SUFFIX, "r8")
         comment = conn.execute("select obj_description('raw'::regnamespace)").fetchone()[0]
     assert [r["user_id"] for r in mart_rows(database)] == [3]
     assert "Spark" in comment
