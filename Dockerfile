@@ -27,9 +27,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /app
 
 # Only what the dependency install needs, so this layer is rebuilt only when the requirement
-# files (or the bootstrap) change. bootstrap.sh reads both requirement files and writes
-# .venv/.requirements.sha256, which makes scripts/run.sh skip the install at start.
-COPY requirements.txt requirements-dev.txt ./
+# files (or the bootstrap) change. bootstrap.sh reads the requirement files and writes
+# .venv/.requirements.sha256, which makes scripts/run.sh skip the install at start. The image
+# installs requirements.txt only (no Java, no Spark: DBT_TARGET=spark is for hosts with Java).
+COPY requirements.txt requirements-dev.txt requirements-spark.txt ./
 COPY scripts/bootstrap.sh scripts/
 RUN VENV_DIR=/app/.venv scripts/bootstrap.sh
 

@@ -1,3 +1,6 @@
+{#- SQL that differs between Postgres and Spark comes from macros/cross_db/ -#}
+{%- set tokens = features_mart.split_list('experiment_compound_ids', ';') -%}
+{%- set well_formed_list = '^\\s*[0-9]{1,18}\\s*(;\\s*[0-9]{1,18}\\s*)*$' -%}
 {%- set token_digits = features_mart.regex_capture('compound_token', '^\\s*0*([0-9]{1,10})\\s*$') -%}
 
 with
@@ -13,17 +16,12 @@ lists as (
     select
         experiment_id,
         user_id,
-        {{ features_mart.split_list('experiment_compound_ids', ';') }} as compound_tokens,
+        {{ tokens }} as compound_tokens,
         -- one regular expression per list: a well-formed list is cast as a whole (fast);
         -- any other list is null here and its tokens are read one by one below
         case
-            when {{ features_mart.regex_matches(
-                'experiment_compound_ids', '^\\s*[0-9]{1,18}\\s*(;\\s*[0-9]{1,18}\\s*)*$'
-            ) }}
-                then cast(
-                    {{ features_mart.split_list('experiment_compound_ids', ';') }}
-                    as {{ features_mart.type_bigint_array() }}
-                )
+            when {{ features_mart.regex_matches('experiment_compound_ids', well_formed_list) }}
+                then cast({{ tokens }} as {{ features_mart.type_bigint_array() }})
         end as compound_values
 
     from experiments
