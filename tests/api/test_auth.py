@@ -86,10 +86,16 @@ def test_login_sets_a_signed_expiring_cookie_for_the_browser_pages_only(secured)
     assert secured.get("/dbt-docs/manifest.json").status_code == 404  # accepted; no docs yet
     assert secured.get("/docs").status_code == 200
     assert secured.get("/openapi.json").status_code == 200
-    # ... the JSON API does not
-    for path in ("/runs", "/features", "/runs/1/logs"):
-        assert secured.get(path).status_code == 401, path
-    assert secured.post("/trigger").status_code == 401
+    assert secured.get("/", headers={"Accept": "text/html"}).status_code == 200  # the runs page
+    # ... the JSON API does not, unless the browser says one of this server's pages asks (the runs page)
+    for site in (None, "cross-site", "same-site", "none"):
+        headers = {"Sec-Fetch-Site": site} if site else {}
+        for path in ("/runs", "/features", "/runs/1/logs"):
+            assert secured.get(path, headers=headers).status_code == 401, (path, site)
+        assert secured.post("/trigger", headers=headers).status_code in (401, 403), site
+    same_origin = {"Sec-Fetch-Site": "same-origin"}
+    assert secured.get("/runs", headers=same_origin).status_code == 200
+    assert secured.post("/runs/999/cancel", headers=same_origin).status_code == 404  # in, and no such run
 
     secured.post("/logout", follow_redirects=False)
     assert secured.get("/docs").status_code == 401
