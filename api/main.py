@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if scheduler:
                     scheduler.stop()  # no new run starts while the runner stops the active one
                 runner.shutdown()
+                db.close_pool()
 
     app = FastAPI(
         title="features-mart",

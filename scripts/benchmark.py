@@ -16,10 +16,12 @@ import argparse
 import contextlib
 import csv
 import http.client
+import json
 import os
 import random
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -83,12 +85,14 @@ def count_rows(folder: Path) -> dict[str, int]:
 
 
 class RssSampler:
-    """Samples the RSS of this process and of every descendant, by role, every 50 ms: the peak of each."""
+    """Samples the RSS of this process and of every descendant, by role, every 50 ms: the peak of each. The
+    sampling runs in a process of its own (`--sample-rss`), so that it takes no time from the processes it
+    measures (psutil walks /proc: in a thread of the API process it would slow the run it measures)."""
 
     def __init__(self) -> None:
         self.peaks: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._out = Path(tempfile.mkstemp(prefix="features-mart-rss-", suffix=".json")[1])
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
     def role(proc: psutil.Process) -> str | None:
@@ -102,31 +106,43 @@ class RssSampler:
             return f"dbt {cmd.split()[1]} (worker child)"
         if "/bin/dbt " in cmd:
             return f"dbt {cmd.split('/bin/dbt ', 1)[1].split()[0]} (CLI process)"
+        if "api.cli serve" in cmd:
+            return "API server process (load figure)"
         return None
 
-    def _loop(self) -> None:
-        me = psutil.Process()
-        while not self._stop.wait(0.05):
-            self._note("API process (validates, drives the run)", me)
-            for child in me.children(recursive=True):
-                role = self.role(child)
-                if role:
-                    self._note(role, child)
+    @classmethod
+    def sample(cls, pid: int, out: Path) -> int:
+        """The sampler process: watch `pid` and its descendants until SIGTERM, then write the peaks to `out`."""
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        peaks: dict[str, float] = {}
+        root = psutil.Process(pid)
 
-    def _note(self, role: str, proc: psutil.Process) -> None:
-        try:
-            rss = proc.memory_info().rss / 2**20
-        except (psutil.Error, OSError):
-            return
-        self.peaks[role] = max(self.peaks.get(role, 0.0), rss)
+        def note(role: str, proc: psutil.Process) -> None:
+            with contextlib.suppress(psutil.Error, OSError):
+                peaks[role] = max(peaks.get(role, 0.0), proc.memory_info().rss / 2**20)
+
+        while not stop.wait(0.05):
+            note("API process (validates, drives the run)", root)
+            with contextlib.suppress(psutil.Error):
+                for child in root.children(recursive=True):
+                    role = cls.role(child)
+                    if role:
+                        note(role, child)
+        out.write_text(json.dumps(peaks))
+        return 0
 
     def __enter__(self) -> RssSampler:
-        self._thread.start()
+        self._proc = subprocess.Popen([sys.executable, __file__, "--sample-rss", str(os.getpid()), str(self._out)])
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        assert self._proc is not None
+        self._proc.terminate()
+        self._proc.wait(timeout=30)
+        with contextlib.suppress(OSError, ValueError):
+            self.peaks = json.loads(self._out.read_text())
+        self._out.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- the reference points
@@ -409,6 +425,8 @@ def load_section(db: Database, data: Path, scratch: Path, rate: int, duration: f
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--sample-rss"]:
+        return RssSampler.sample(int(sys.argv[2]), Path(sys.argv[3]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--experiments", type=int, default=1_000_000)

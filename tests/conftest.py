@@ -62,6 +62,7 @@ def database(server_url) -> Iterator[Database]:
     params["dbname"] = name
     url = make_conninfo(**params)
     yield Database(url)
+    Database(url).close_pool()  # the reading pool of this process, if a test read through it
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 

@@ -23,6 +23,7 @@ import os
 import secrets
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -91,6 +92,48 @@ class Database:
     def ping(self) -> None:
         with self.connect() as conn:
             conn.execute("select 1")
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[psycopg.Connection]:
+        """A connection for a short read (an API request), from this process's pool for this database: no
+        connect and password handshake per request. Autocommit, no server-side prepared statements (so a
+        statement never outlives a publish's schema swap), checked before it is handed out (a restarted
+        Postgres costs one retry, not an error)."""
+        with _reading_pool(self.url).connection() as conn:
+            yield conn
+
+    def close_pool(self) -> None:
+        """Close this process's reading pool for this database (the app does at shutdown)."""
+        with _POOLS_LOCK:
+            pool = _POOLS.pop(self.url, None)
+        if pool is not None:
+            pool.close()
+
+
+_POOLS: dict[str, Any] = {}
+_POOLS_LOCK = threading.Lock()
+#: Connections a process keeps for API reads; uvicorn runs sync endpoints in a thread pool of 40.
+READING_POOL_SIZE = 8
+
+
+def _reading_pool(url: str) -> Any:
+    from psycopg_pool import ConnectionPool
+
+    with _POOLS_LOCK:
+        pool = _POOLS.get(url)
+        if pool is None:
+            pool = ConnectionPool(
+                url,
+                min_size=0,  # nothing kept open for a database nobody reads any more
+                max_size=READING_POOL_SIZE,
+                kwargs={"autocommit": True, "prepare_threshold": None, "application_name": "features-mart"},
+                check=ConnectionPool.check_connection,
+                timeout=30,
+                name="features-mart-reading",
+                open=True,
+            )
+            _POOLS[url] = pool
+        return pool
 
 
 def _bin_dir() -> Path:

@@ -51,7 +51,7 @@ def _version_of(conn: psycopg.Connection, table_oid: int) -> MartVersion:
 
 def version(db: Database) -> MartVersion:
     """The version of the published mart, right now (raises MartNotReady)."""
-    with db.connect() as conn:
+    with db.reading() as conn:
         oid = conn.execute("select to_regclass(%s)::oid::bigint", (MART,)).fetchone()[0]
         if oid is None:
             _check(conn)
@@ -77,7 +77,7 @@ def read_features(db: Database, limit: int, offset: int) -> tuple[list[dict[str,
 
 def read_features_page(db: Database, limit: int, offset: int) -> tuple[list[dict[str, Any]], int, MartVersion]:
     """A page of the mart ordered by user_id, the total row count and the version, all from the same table."""
-    with db.connect() as conn:
+    with db.reading() as conn:
         _check(conn)
         with conn.cursor(row_factory=dict_row) as cur:
             # One statement, so the page and the total come from the same published table even if a run
@@ -104,7 +104,7 @@ def read_feature(db: Database, user_id: int) -> dict[str, Any] | None:
 
 
 def read_feature_versioned(db: Database, user_id: int) -> tuple[dict[str, Any] | None, MartVersion]:
-    with db.connect() as conn:
+    with db.reading() as conn:
         _check(conn)
         with conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(

@@ -112,17 +112,17 @@ def holds_run_lock(conn: psycopg.Connection) -> bool:
 
 
 def get_run(db: Database, run_id: int) -> dict[str, Any] | None:
-    with _connect(db) as conn:
-        return conn.execute(f"select {_COLUMNS} from ops.runs where run_id = %s", (run_id,)).fetchone()  # noqa: S608
+    with db.reading() as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(f"select {_COLUMNS} from ops.runs where run_id = %s", (run_id,)).fetchone()  # noqa: S608
 
 
 def list_runs(db: Database, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    with _connect(db) as conn:
-        rows = conn.execute(
+    with db.reading() as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
             f"select {_COLUMNS} from ops.runs order by run_id desc limit %s offset %s",  # noqa: S608
             (limit, offset),
         ).fetchall()
-        total = conn.execute("select count(*) as n from ops.runs").fetchone()["n"]
+        total = cur.execute("select count(*) as n from ops.runs").fetchone()["n"]
     return rows, total
 
 
