@@ -6,6 +6,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.config import Settings
@@ -72,6 +73,20 @@ def require_browser(request: Request, settings: SettingsDep, credentials: Bearer
     if session_valid(settings.api_token.get_secret_value(), request.cookies.get(SESSION_COOKIE)):
         return
     raise _unauthorized()
+
+
+def login_redirect(
+    request: Request, settings: Settings, credentials: HTTPAuthorizationCredentials | None, page: str
+) -> RedirectResponse | None:
+    """For a browser page: None when the request may see it, a redirect to `/login?next=<page>` for a browser
+    (it accepts HTML) that has not logged in; anything else gets the 401."""
+    try:
+        require_browser(request, settings, credentials)
+    except HTTPException:
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(f"/login?next={page}", status_code=303)
+        raise
+    return None
 
 
 Authorized = [Depends(require_token)]

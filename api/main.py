@@ -8,9 +8,9 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry
 
 from api.config import Settings, get_settings
@@ -19,7 +19,7 @@ from api.core.database import open_database
 from api.core.jobs import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
-from api.deps import BearerCredentials, require_browser
+from api.deps import BearerCredentials, login_redirect, require_browser
 from api.routes import docs, features, health, login, metrics, page, runs, schedule, trigger
 from api.routes.metrics import RequestMetricsMiddleware
 from api.security import RequestGuard, redact_logs
@@ -112,13 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def swagger(request: Request, credentials: BearerCredentials) -> HTMLResponse:
-        try:
-            require_browser(request, settings, credentials)
-        except HTTPException:
-            if "text/html" in request.headers.get("accept", ""):
-                return RedirectResponse("/login?next=/docs", status_code=303)
-            raise
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="features-mart API")
+        redirect = login_redirect(request, settings, credentials, "/docs")
+        return redirect or get_swagger_ui_html(openapi_url="/openapi.json", title="features-mart API")
 
     return app
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
 from api.core.jobs import docs_dir
-from api.deps import BearerCredentials, BrowserAuthorized, SettingsDep, require_browser
+from api.deps import BearerCredentials, BrowserAuthorized, SettingsDep, login_redirect
 from api.schemas import Message
 
 router = APIRouter(prefix="/dbt-docs", tags=["dbt docs"])
@@ -43,13 +43,7 @@ def docs_index(request: Request, settings: SettingsDep, credentials: BearerCrede
     """The dbt docs site (models, columns, tests, lineage) of the last successful run.
 
     With API_TOKEN set, a browser logs in once at `/login` (a signed cookie, never the token in a URL)."""
-    try:
-        require_browser(request, settings, credentials)
-    except HTTPException:
-        if "text/html" in request.headers.get("accept", ""):
-            return RedirectResponse("/login?next=/dbt-docs/", status_code=303)
-        raise
-    return _file(settings, "index.html")
+    return login_redirect(request, settings, credentials, "/dbt-docs/") or _file(settings, "index.html")
 
 
 @router.get(

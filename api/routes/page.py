@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
 
-from api.deps import BearerCredentials, SettingsDep, require_browser
+from api.deps import BearerCredentials, SettingsDep, login_redirect
 from api.schemas import Message
 
 router = APIRouter(tags=["runs page"])
@@ -18,10 +18,5 @@ def runs_page(request: Request, settings: SettingsDep, credentials: BearerCreden
     """The runs page (HTML): runs with their steps, live progress of the active run, Trigger and Cancel
     buttons, run durations. With API_TOKEN set it needs the browser login (`/login`), like the docs site; its
     own calls to the API then go with the login cookie (same-origin requests only)."""
-    try:
-        require_browser(request, settings, credentials)
-    except HTTPException:
-        if "text/html" in request.headers.get("accept", ""):
-            return RedirectResponse("/login?next=/", status_code=303)
-        raise
-    return FileResponse(PAGE, media_type="text/html", headers={"Cache-Control": "no-cache"})
+    page = FileResponse(PAGE, media_type="text/html", headers={"Cache-Control": "no-cache"})
+    return login_redirect(request, settings, credentials, "/") or page
