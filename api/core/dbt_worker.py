@@ -33,7 +33,15 @@ CONTROL = "\x1edbt-worker "
 NO_WRITE_JSON = "--no-write-json"
 #: Environment variables read when dbt runs a command, not when it parses: they do not key the manifest cache.
 INVOKE_ONLY = frozenset(
-    {"DBT_THREADS", "DBT_LOG_FORMAT", "DBT_LOG_PATH", "DBT_USE_COLORS", "DBT_TARGET_PATH", "DBT_PGPASSWORD"}
+    {
+        "DBT_THREADS",
+        "DBT_LOG_FORMAT",
+        "DBT_LOG_PATH",
+        "DBT_LOG_LEVEL_FILE",
+        "DBT_USE_COLORS",
+        "DBT_TARGET_PATH",
+        "DBT_PGPASSWORD",
+    }
 )
 
 
