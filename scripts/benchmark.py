@@ -468,7 +468,8 @@ def main() -> int:
                 print(f"\n(generated the data set in {time.perf_counter() - t0:.1f} s)")
                 reference = "none" if args.skip_floor else "floor"
                 api, ref, _ = section("generated data", db, data, root / "gen", args.rounds, reference)
-                summary.append((f"{args.experiments:,} experiments: trigger -> published / floor", api, ref))
+                against = "" if args.skip_floor else " / floor"
+                summary.append((f"{args.experiments:,} experiments: trigger -> published{against}", api, ref))
             if not args.skip_load:
                 load_section(db, CANONICAL, root / "load", args.load_rate, args.load_seconds)
     print("\n== summary")
