@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from api.config import DBT_PROJECT_DIR, REPO_ROOT
-from api.core.dbt_worker import CONTROL
+from api.core.dbt_worker import CONTROL, die_with_parent
 
 #: The dbt adapter plugin `pgcopy` (seeds by COPY): on PYTHONPATH for every dbt we start.
 ADAPTER_DIR = DBT_PROJECT_DIR / "adapter"
@@ -70,15 +70,6 @@ class DbtResult:
         except (OSError, ValueError):
             return {}
         return {**manifest.get("nodes", {}), **manifest.get("unit_tests", {})}
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: SIGKILL dbt when the thread that started it dies (e.g. the API process is killed), so an
-    orphaned dbt never keeps writing into the database."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def dbt_executable() -> str:
@@ -132,13 +123,12 @@ class DbtWorker:
     """The API's handle on a warm dbt worker process (`api.core.dbt_worker`): dbt imported once and the project
     parsed once, each command forked into a child that `ps` shows as `dbt seed`, `dbt run`, ...
 
-    One command at a time (callers queue on a lock). The worker is started on first use, or ahead of it with
-    `start()`, and started again after it died. It is spawned by a thread of its own that lives as long as this
+    One command at a time (callers queue on a lock). The worker is started on first use (the job's warm-up
+    parse), and started again after it died. It is spawned by a thread of its own that lives as long as this
     object, because PR_SET_PDEATHSIG fires when the spawning *thread* ends: a worker spawned by a run's thread
     would be killed with that thread."""
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        self._env = dict(env or {})
+    def __init__(self) -> None:
         self._proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
         self._spawns: queue.Queue[Future[subprocess.Popen[str]] | None] = queue.Queue()
@@ -161,14 +151,14 @@ class DbtWorker:
                         errors="replace",
                         bufsize=1,
                         start_new_session=True,
-                        preexec_fn=_die_with_parent,
+                        preexec_fn=die_with_parent,
                     )
                 )
             except BaseException as exc:
                 future.set_exception(exc)
 
     def _worker_env(self) -> dict[str, str]:
-        env = dbt_environment(self._env)
+        env = dbt_environment({})
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env["PYTHONPATH"]])  # for `-m api.core.dbt_worker`
         return env
 
@@ -178,14 +168,6 @@ class DbtWorker:
             self._spawns.put(future)
             self._proc = future.result(timeout=60)
         return self._proc
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
-    def start(self) -> None:
-        with self._lock:
-            self._ensure()
 
     def stream(self, args: Sequence[str], env: Mapping[str, str], target_path: Path) -> Iterator[tuple[str, Any]]:
         """Run one command; yields ("line", text), ("started", child pid) and last ("exit", code)."""
@@ -245,7 +227,7 @@ def _subprocess_stream(args: Sequence[str], env: Mapping[str, str]) -> Iterator[
         encoding="utf-8",
         errors="replace",
         start_new_session=True,  # its own process group: a Ctrl-C to the API does not hit dbt first
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     yield ("started", proc.pid)
     assert proc.stdout is not None

@@ -103,7 +103,7 @@ class Worker:
         code = 2
         try:
             os.setsid()  # its own process group: killpg(pid) ends it and nothing else
-            _die_with_parent()
+            die_with_parent()
             signal.signal(signal.SIGINT, signal.default_int_handler)  # SIGINT cancels dbt's queries, as in a shell
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             args = request["args"]
@@ -135,8 +135,10 @@ class Worker:
             os._exit(code)
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent dies, so nothing of ours outlives the API."""
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when the thread that started it ends (PR_SET_PDEATHSIG), so no dbt of ours
+    outlives the API or keeps writing into the database. Also the preexec_fn of the processes api/core/dbt.py
+    starts."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -144,7 +146,7 @@ def _die_with_parent() -> None:
 
 
 def main() -> int:
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a cancel is sent to the child, never to the worker
     os.dup2(1, 2)  # dbt's stderr goes to the same stream, in order
     from setproctitle import setproctitle

@@ -182,11 +182,11 @@ def active_run_id(conn: psycopg.Connection) -> int | None:
 
 
 def cancel_reason(conn: psycopg.Connection, run_id: int) -> str | None:
-    """Why the run was asked to stop, or None while nobody asked."""
+    """Why the run was asked to stop, or None while nobody asked (`conn` returns tuples, as Database.connect)."""
     row = conn.execute(
         "select cancel_reason from ops.runs where run_id = %s and cancel_requested_at is not null", (run_id,)
     ).fetchone()
-    return None if row is None else (row[0] if isinstance(row, tuple) else row["cancel_reason"])
+    return None if row is None else row[0]
 
 
 def worker_name() -> str:
