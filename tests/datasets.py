@@ -472,3 +472,69 @@ def random_dataset(dest: Path, seed: int, users: int = 40, experiments: int = 12
         for cid in compound_ids:
             w.writerow([cid, f"Compound {cid}", f"C{cid}H{cid * 2}O"])
     return dest
+
+
+def messy_random_dataset(dest: Path, seed: int, faults: bool = True) -> Path:
+    """An unseen data set written messily: ``random_dataset`` with random cosmetic mess (BOM, CRLF or CR,
+    blank and comma-only lines, whitespace and quotes around values, leading zeros, spaces in compound
+    lists, quoted values holding commas, newlines and doubled quotes, reordered columns, no final newline)
+    and, with ``faults``, a few random faults (bad values, unknown references, duplicate keys, wrong field
+    counts, text after a closing quote). The same seed always writes the same bytes."""
+    import random
+
+    rng = random.Random(seed)
+    random_dataset(
+        dest, seed, users=rng.randint(5, 120), experiments=rng.randint(10, 600), compounds=rng.randint(2, 25)
+    )
+    id_columns = {USERS: {0}, EXPERIMENTS: {0, 1}, COMPOUNDS: {0}}
+    text_columns = {USERS: {1, 2}, EXPERIMENTS: set(), COMPOUNDS: {1, 2}}
+    bad_values = {
+        USERS: {0: ["x1", "1.0", "", "99999999999"], 3: ["2023-02-30", "01/02/2023", ""]},
+        EXPERIMENTS: {
+            0: ["-", "abc"],
+            1: ["999999", "one"],
+            2: ["1;;2", "1:3", ";", "", "999999"],
+            3: ["-5", "1e3", "NaN", '"12,5"', ".5"],
+        },
+        COMPOUNDS: {0: ["c1", "2147483648"]},
+    }
+    for name in SEED_FILE_NAMES:
+        path = dest / name
+        rows = [line.split(",") for line in path.read_text(encoding="utf-8").rstrip("\n").split("\n")]
+        if rng.random() < 0.2:
+            rows = [row[::-1] for row in rows]
+            order = list(range(len(rows[0])))[::-1]
+        else:
+            order = list(range(len(rows[0])))
+        lines: list[str] = []
+        for index, row in enumerate(rows):
+            cells = []
+            for position, cell in enumerate(row):
+                column = order[position]
+                if index and faults and rng.random() < 0.004 and column in bad_values[name]:
+                    cell = rng.choice(bad_values[name][column])
+                elif index and column in id_columns[name] and rng.random() < 0.05:
+                    cell = "0" * rng.randint(1, 3) + cell
+                elif index and name == EXPERIMENTS and column == 2 and rng.random() < 0.1:
+                    cell = rng.choice([" ;", "; ", "\t;\t", " ; "]).join(cell.split(";"))
+                elif index and column in text_columns[name] and rng.random() < 0.05:
+                    inner = rng.choice([cell.replace(" ", ", "), cell.replace(" ", "\n"), cell + ' ""x""'])
+                    cell = f'"{inner}"'
+                if rng.random() < 0.08 and '"' not in cell:
+                    cell = f'"{cell}"'
+                if rng.random() < 0.08:
+                    cell = rng.choice([" ", "\t", "  "]) + cell + rng.choice([" ", "\t", ""])
+                cells.append(cell)
+            line = ",".join(cells)
+            if index and faults and rng.random() < 0.003:
+                line = rng.choice([line + ",extra", line.rsplit(",", 1)[0], line.replace(",", ',"x" y,', 1)])
+            if index and faults and rng.random() < 0.003:
+                lines.append(line)  # the same key twice
+            lines.append(line)
+            if rng.random() < 0.03:
+                lines.append(rng.choice(["", "  ", "\t", ",,", ", ,"]))
+        text = "\n".join(lines) + ("\n" if rng.random() < 0.7 else "")
+        ending = rng.choice(["\n", "\n", "\r\n", "\r"])
+        raw = text.replace("\n", ending).encode("utf-8")
+        path.write_bytes((b"\xef\xbb\xbf" if rng.random() < 0.3 else b"") + raw)
+    return dest
