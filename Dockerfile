@@ -26,12 +26,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /app
 
-# Only what the dependency install needs, so this layer is rebuilt only when the requirement
-# files (or the bootstrap) change. bootstrap.sh reads the requirement files and writes
-# .venv/.requirements.sha256, which makes scripts/run.sh skip the install at start. The image
+# Only what the dependency install needs, so this layer is rebuilt only when the requirement files,
+# the dbt adapter plugin (dbt_project/adapter) or the bootstrap change. bootstrap.sh reads them and
+# writes .venv/.requirements.sha256, which makes scripts/run.sh skip the install at start. The image
 # installs requirements.txt only (no Java, no Spark: DBT_TARGET=spark is for hosts with Java).
 COPY requirements.txt requirements-dev.txt requirements-spark.txt ./
 COPY scripts/bootstrap.sh scripts/
+COPY dbt_project/adapter dbt_project/adapter
 RUN VENV_DIR=/app/.venv scripts/bootstrap.sh
 
 # ---- runtime: no compilers, non-root, started exactly as on a host (scripts/run.sh)

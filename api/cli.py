@@ -1,10 +1,12 @@
-"""Command line for the scripts: `python -m api.cli {serve,dbt,db,query} ...`.
+"""Command line for the scripts: `python -m api.cli {serve,dbt,db,query,env} ...`.
 
 serve            run the API (uvicorn) on HOST:PORT; embedded Postgres when DATABASE_URL is unset
 dbt ARGS...      run any dbt command against the database (what scripts/dbt.sh calls)
 db start|stop|restart|url   control the embedded Postgres (start keeps it running until stop; url holds
                             its password: for psql, not for logs)
 query [--limit N]           print the features mart as a table
+env                         print dbt's environment for the current database as shell `export` lines (holds
+                            its password: for `eval`, e.g. scripts/test.sh's sqlfluff, not for logs)
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
 
 from api.config import Settings, get_settings
-from api.core import failures as failure_report
-from api.core import runs, spark_mart
-from api.core.database import EmbeddedPostgres, open_database
-from api.core.dbt import run_dbt
-from api.core.publish import BUILD_SCHEMAS
+from api.core.db.database import Database, open_database
+from api.core.db.embedded import EmbeddedPostgres
+from api.core.dbt import failures as failure_report
+from api.core.dbt.env import dbt_env
+from api.core.dbt.invoke import run_dbt
+from api.core.mart.publish import BUILD_SCHEMAS
+from api.core.runs.lock import RunBusy, run_lock
 from api.core.seeds import DataError, prepare_seeds
 
 #: dbt commands that write to the database: they take the run lock, so they never overlap an API run.
@@ -66,7 +71,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 def cmd_serve(settings: Settings) -> int:
     import uvicorn
 
-    from api.core.jobs import interrupt_all_runs
+    from api.core.job.runner import interrupt_all_runs
 
     problem = settings.exposure_problem()
     if problem:
@@ -126,20 +131,13 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
         schemas = ", ".join(s + suffix for s in BUILD_SCHEMAS)
         where = f"Spark ({settings.spark_master}, in {settings.state_dir / 'spark'})" if spark else db.display_url
         print(f"dbt.sh: dbt {' '.join(args)} on {where}: schemas {schemas}; test failures in audit")
-        env = {
-            **(db.dbt_env() if db is not None else {}),
-            **spark_mart.dbt_env(settings),
-            "DBT_TARGET": settings.dbt_target,
-            "DBT_SEEDS_DIR": str(seeds),
-            "DBT_SCHEMA_SUFFIX": suffix,
-            "DBT_THREADS": str(settings.dbt_threads),
-        }
+        env = dbt_env(settings, db, seeds_dir=seeds, suffix=suffix)
         cli_dir = settings.state_dir / "cli"
-        lock = runs.run_lock(db) if command in WRITING_COMMANDS else contextlib.nullcontext()
+        lock = run_lock(db) if command in WRITING_COMMANDS else contextlib.nullcontext()
         try:
             with lock, open(cli_dir / "dbt.log", "w", encoding="utf-8") as log:
                 result = run_dbt(args, env=env, target_path=cli_dir / "target", log=log, echo=sys.stdout)
-        except runs.RunBusy as busy:
+        except RunBusy as busy:
             print(f"dbt.sh: {busy} (an API run, or another dbt.sh); try again when it has finished", file=sys.stderr)
             return 1
         if not result.ok:
@@ -166,21 +164,38 @@ def cmd_db(settings: Settings, action: str) -> int:
     elif action == "restart":
         server.restart()
     elif action == "url":
-        if settings.database_url:
-            from api.core.database import Database
+        db = _running_database(settings)
+        if db is None:
+            print("db: the embedded Postgres is not running (scripts/run.sh starts it)", file=sys.stderr)
+            return 1
+        print(db.url if db.embedded else db.display_url)
+    return 0
 
-            print(Database(settings.database_url.get_secret_value()).display_url)
-        else:
-            port = server.running_port()
-            if port is None:
-                print("db: the embedded Postgres is not running (scripts/run.sh starts it)", file=sys.stderr)
-                return 1
-            print(server.url(port))
+
+def _running_database(settings: Settings) -> Database | None:
+    """DATABASE_URL's database, or the embedded Postgres while it runs (None when it does not)."""
+    if settings.database_url:
+        return Database(settings.database_url.get_secret_value())
+    server = EmbeddedPostgres(settings.state_dir, settings.pg_port)
+    port = server.running_port()
+    return None if port is None else Database(server.url(port), embedded=True)
+
+
+def cmd_env(settings: Settings) -> int:
+    """dbt's environment (api/core/dbt/env.py) for DATABASE_URL or the running embedded Postgres."""
+    db = _running_database(settings)
+    if db is None:
+        print("env: the embedded Postgres is not running (python -m api.cli db start)", file=sys.stderr)
+        return 1
+    suffix = os.environ.get("DBT_SCHEMA_SUFFIX", "")
+    for key, value in dbt_env(settings, db, seeds_dir=None, suffix=suffix).items():
+        print(f"export {key}={shlex.quote(value)}")
     return 0
 
 
 def cmd_query(settings: Settings, limit: int) -> int:
-    from api.core.mart import MART, MartNotReady, read_features
+    from api.core.mart.contract import MART
+    from api.core.mart.read import MartNotReady, read_features
 
     with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
         try:
@@ -220,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("action", choices=["start", "stop", "restart", "url"])
     query = sub.add_parser("query", help="print the features mart")
     query.add_argument("--limit", type=int, default=1000)
+    sub.add_parser("env", help="print dbt's environment as shell export lines")
     argv = sys.argv[1:] if argv is None else argv
     # everything after `dbt` is dbt's, leading options included (`dbt --debug build`)
     ns = argparse.Namespace(command="dbt", args=argv[1:]) if argv[:1] == ["dbt"] else parser.parse_args(argv)
@@ -235,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_dbt(settings, ns.args)
     if ns.command == "db":
         return cmd_db(settings, ns.action)
+    if ns.command == "env":
+        return cmd_env(settings)
     return cmd_query(settings, ns.limit)
 
 

@@ -10,8 +10,8 @@ from fastapi.responses import RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.config import Settings
-from api.core.database import Database
-from api.core.jobs import JobRunner
+from api.core.db.database import Database
+from api.core.job.runner import JobRunner
 from api.security import SESSION_COOKIE, session_valid
 
 _bearer = HTTPBearer(auto_error=False, description="the API_TOKEN, when the server has one")

@@ -14,15 +14,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry
 
 from api.config import Settings, get_settings
-from api.core import webhooks
-from api.core.database import open_database
-from api.core.jobs import JobRunner
+from api.core.db.database import open_database
+from api.core.job.runner import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
 from api.deps import BearerCredentials, login_redirect, require_browser
+from api.middleware import RequestGuard, RequestMetricsMiddleware
 from api.routes import docs, features, health, login, metrics, page, runs, schedule, trigger
-from api.routes.metrics import RequestMetricsMiddleware
-from api.security import RequestGuard, redact_logs
+from api.security import redact_logs
 
 log = logging.getLogger("api")
 
@@ -66,8 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redact_logs(_secrets(settings, db.url))
             log.info("database: %s%s", db.display_url, " (embedded)" if db.embedded else "")
             runner = JobRunner(settings, db)
-            runner.startup()
-            webhooks.ensure_schema(db)
+            runner.startup()  # the ops schema's migrations first (api/core/db/migrations.py)
             if settings.webhook_url_list and not settings.webhook_secret:
                 log.warning("WEBHOOK_URLS is set without WEBHOOK_SECRET: deliveries are sent unsigned")
             app.state.settings, app.state.db, app.state.runner = settings, db, runner

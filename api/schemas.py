@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from api.core.job.steps import STEP_NAMES, described
+from api.core.mart.contract import mart_columns
 
 #: Bounds of query and path numbers: what Postgres can take (an out-of-range value gets 422, never a 500).
 MAX_OFFSET = 2**31 - 1
@@ -17,11 +20,7 @@ StepStatus = Literal["pending", "running", "success", "failed", "skipped"]
 
 
 class Step(BaseModel):
-    name: Literal["seed", "run", "test", "transfer", "publish", "docs"] = Field(
-        description="seed: validate the CSVs and `dbt seed`; run: `dbt run`; test: `dbt test`; "
-        "transfer (DBT_TARGET=spark only): copy the tested mart from Spark into Postgres; "
-        "publish: swap the run's schemas in; docs: `dbt docs generate`"
-    )
+    name: Literal[STEP_NAMES] = Field(description=described())  # type: ignore[valid-type]
     status: StepStatus
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
@@ -99,21 +98,21 @@ class RunConflict(BaseModel):
     active_run_id: int | None
 
 
-class UserFeatures(BaseModel):
-    user_id: int
-    name: str | None
-    email: str | None
-    signup_date: dt.date
-    total_experiments: int = Field(description="the user's experiments (0 if none)")
-    experiment_share: float = Field(description="total_experiments / all experiments (0 when there are none)")
-    avg_experiments_per_user: float = Field(description="all experiments / all users (same on every row)")
-    avg_experiment_run_time: float | None = Field(description="mean run time of the user's experiments")
-    total_experiment_run_time: float = Field(description="sum of the user's run times (0 if none)")
-    most_common_compound_id: int | None = Field(description="in the most of the user's experiments; ties: lowest id")
-    most_common_compound_name: str | None
-    most_common_compound_structure: str | None
-    most_common_compound_experiments: int | None = Field(description="experiments the top compound appears in")
-    tied_compound_ids: list[int] | None = Field(description="all compound ids sharing the top count, ascending")
+#: Postgres types of the mart's contract -> the JSON types of the API.
+_JSON_TYPES: dict[str, Any] = {"integer": int, "text": str, "date": dt.date, "numeric": float, "integer[]": list[int]}
+
+#: One row of the mart: its fields are the dbt contract's columns (api/core/mart/contract.py), in its order,
+#: with its descriptions.
+UserFeatures = create_model(
+    "UserFeatures",
+    **{
+        column.name: (
+            _JSON_TYPES[column.pg_type] | None if column.nullable else _JSON_TYPES[column.pg_type],
+            Field(description=column.description),
+        )
+        for column in mart_columns()
+    },
+)  # type: ignore[call-overload]
 
 
 class FeaturesPage(BaseModel):

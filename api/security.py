@@ -1,8 +1,7 @@
 """Who may talk to the API, and what never leaks from it.
 
-- Requests: the Host header must name this server (localhost, HOST, ALLOWED_HOSTS), which defeats DNS
-  rebinding; a request a browser marks `Sec-Fetch-Site: cross-site` may not change state (any method but
-  GET/HEAD/OPTIONS, and GET /trigger), which defeats a web page firing `<img src=".../trigger">`.
+- Requests: the Host header must name this server (`allowed_hosts`: localhost, HOST, ALLOWED_HOSTS), which
+  defeats DNS rebinding; api/middleware.py applies it, and refuses state changes from other sites' pages.
 - Browser sessions: POST /login trades the token for a signed, expiring cookie (HMAC-SHA256 keyed by a key
   derived from API_TOKEN, so changing the token ends every session). The cookie is accepted by browser
   pages only (docs), never by the JSON API.
@@ -21,18 +20,10 @@ import socket
 import time
 from urllib.parse import quote, quote_plus
 
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
-
 from api.config import Settings
 
 SESSION_COOKIE = "features_mart_session"
 SESSION_SECONDS = 12 * 3600
-#: Paths every Host may reach: Docker's and Kubernetes' probes call them by IP.
-OPEN_PATHS = frozenset({"/health"})
-#: GET endpoints that change state (GET /trigger exists so that a plain `curl .../trigger` works).
-STATE_CHANGING_GETS = frozenset({"/trigger"})
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - names of "every interface", compared, not bound
 
 
@@ -95,33 +86,6 @@ def host_name(header: str) -> str:
     if header.count(":") == 1:
         header = header.split(":", 1)[0]
     return header.rstrip(".")
-
-
-class RequestGuard:
-    """ASGI middleware: 400 for a Host header that is not ours, 403 for a cross-site state change."""
-
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        self.allowed = allowed_hosts(settings)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            path, method = scope["path"], scope["method"].upper()
-            host = headers.get("host", "")
-            if self.allowed is not None and path not in OPEN_PATHS and host_name(host) not in self.allowed:
-                detail = f"Host header {host!r} is not a name of this server; add it to ALLOWED_HOSTS"
-                await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
-                return
-            changes_state = method not in SAFE_METHODS or path in STATE_CHANGING_GETS
-            if changes_state and headers.get("sec-fetch-site", "").lower() == "cross-site":
-                detail = (
-                    f"{method} {path} changes state and was sent by another site's page (Sec-Fetch-Site: "
-                    "cross-site): refused. Call it from this server's pages, curl or a script."
-                )
-                await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 # --------------------------------------------------------------------------- logs

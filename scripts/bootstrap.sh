@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Create the virtualenv ($VENV_DIR, default .venv) and install the pinned requirements into it.
-# Skips the install when the venv already holds exactly these pins (stamp file), so reruns are instant.
+# Create the virtualenv ($VENV_DIR, default .venv) and install the pinned requirements into it, then the
+# project's dbt adapter plugin (dbt_project/adapter, package dbt-pgcopy: seeds by COPY).
+# Skips an install when the venv already holds exactly these pins and this adapter (stamp file), so reruns
+# are instant.
 # Usage: scripts/bootstrap.sh [--dev] [--spark]
 #   --dev    adds requirements-dev.txt (test and lint tools)
 #   --spark  adds requirements-spark.txt (dbt-spark, pyspark: DBT_TARGET=spark) and, when `java` is
@@ -63,9 +65,8 @@ if [ "${missing[0]:-}" = "$ROOT/requirements.txt" ] && [ -f "$ROOT/requirements-
     "$stamp" 2>/dev/null; then
   missing=("${missing[@]:1}")
 fi
-[ "${#missing[@]}" = 0 ] && exit 0
 pip_log="$VENV_DIR/pip-install.log"
-for req in "${missing[@]}"; do
+for req in ${missing[@]+"${missing[@]}"}; do
   echo "bootstrap: installing $(basename "$req") into $VENV_DIR"
   if ! "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check --no-input -r "$req" >"$pip_log" 2>&1; then
     grep -v "^WARNING: Location" "$pip_log" | tail -n 30 >&2
@@ -76,3 +77,25 @@ for req in "${missing[@]}"; do
   { grep -v " $(basename "$req")\$" "$stamp" 2>/dev/null || true; echo "$line"; } > "$stamp.tmp"
   mv "$stamp.tmp" "$stamp"
 done
+
+# The adapter plugin, from its folder (a copy, so the build leaves nothing in the source tree); reinstalled when
+# any of its files changes.
+adapter="$ROOT/dbt_project/adapter"
+line="$(cd "$adapter" && find . -type f ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
+  | sha256sum | cut -d' ' -f1) dbt-pgcopy"
+if ! grep -qxF "$line" "$stamp" 2>/dev/null; then
+  echo "bootstrap: installing the dbt adapter plugin dbt-pgcopy (dbt_project/adapter) into $VENV_DIR"
+  build="$(mktemp -d "${TMPDIR:-/tmp}/dbt-pgcopy.XXXXXX")"
+  cp -R "$adapter" "$build/dbt-pgcopy"
+  find "$build" -name __pycache__ -prune -exec rm -rf {} +
+  if ! "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check --no-input --no-deps \
+      "$build/dbt-pgcopy" >"$pip_log" 2>&1; then
+    grep -v "^WARNING: Location" "$pip_log" | tail -n 30 >&2
+    rm -rf "$build"
+    echo "bootstrap: pip could not install dbt_project/adapter (log: $pip_log); fix the error above and rerun" >&2
+    exit 1
+  fi
+  rm -rf "$build"
+  { grep -v " dbt-pgcopy\$" "$stamp" 2>/dev/null || true; echo "$line"; } > "$stamp.tmp"
+  mv "$stamp.tmp" "$stamp"
+fi

@@ -21,7 +21,7 @@ if [ -n "$url" ] && command -v psql >/dev/null 2>&1; then
   # the URL (and its password) goes to psql through libpq's PG* variables, never on a command line
   eval "$(QUERY_URL="$url" "$VENV_DIR/bin/python" - <<'PY'
 import os, shlex
-from api.core.database import Database
+from api.core.db.database import Database
 for key, value in Database(os.environ["QUERY_URL"]).libpq_env().items():
     print(f"export {key}={shlex.quote(value)}")
 PY

@@ -11,8 +11,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
 "$ROOT/scripts/bootstrap.sh" --dev
 export PATH="$VENV_DIR/bin:$PATH" DBT_SEND_ANONYMOUS_USAGE_STATS=false
-# the dbt adapter plugin pgcopy (seeds by COPY), for sqlfluff's dbt templater too
-export PYTHONPATH="$ROOT/dbt_project/adapter${PYTHONPATH:+:$PYTHONPATH}"
 cd "$ROOT"
 
 echo "test: ruff (lint + format)"
@@ -42,13 +40,7 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
 fi
 
 echo "test: sqlfluff (dbt templater) on dbt_project"
-eval "$(python - <<'PY'
-import os, shlex
-from api.core.database import Database
-for k, v in Database(os.environ["TEST_DATABASE_URL"]).dbt_env().items():
-    print(f"export {k}={shlex.quote(v)}")
-PY
-)"
+eval "$(DATABASE_URL="$TEST_DATABASE_URL" python -m api.cli env)"  # dbt's environment (api/core/dbt/env.py)
 lint_tmp="$(mktemp -d)"
 if ! DBT_TARGET_PATH="$lint_tmp/target" DBT_LOG_PATH="$lint_tmp/logs" \
     sqlfluff lint dbt_project/models dbt_project/tests --disable-progress-bar >"$lint_tmp/out" 2>&1; then

@@ -16,9 +16,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from psycopg.rows import tuple_row
 
-from api.core import runs
-from api.core.database import Database
-from api.core.mart import MART
+from api.core.db.database import Database
+from api.core.job.steps import STEP_NAMES
+from api.core.mart.contract import MART
+from api.core.runs.history import STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,9 @@ class RunCollector(Collector):
 
     def _from_database(self) -> Iterator[Metric]:
         with self.db.connect(row_factory=tuple_row) as conn:
-            if conn.execute("select to_regclass('ops.runs') is not null").fetchone()[0] is False:
-                return
             by_status = dict(conn.execute("select status, count(*) from ops.runs group by status").fetchall())
             total = CounterMetricFamily("features_mart_runs", "Runs by status (run history)", labels=["status"])
-            for status in runs.STATUSES:
+            for status in STATUSES:
                 total.add_metric([status], by_status.get(status, 0))
             yield total
 
@@ -103,7 +102,7 @@ class RunCollector(Collector):
             per_step: dict[str, list[tuple]] = {}
             for row in conn.execute(_STEP_DURATIONS, (list(STEP_BUCKETS),)).fetchall():
                 per_step.setdefault(row[0], []).append(row[1:])
-            for step in sorted(per_step, key=lambda s: runs.STEP_NAMES.index(s) if s in runs.STEP_NAMES else 99):
+            for step in sorted(per_step, key=lambda s: STEP_NAMES.index(s) if s in STEP_NAMES else 99):
                 buckets, total_sum = _buckets(per_step[step], STEP_BUCKETS)
                 steps.add_metric([step], buckets, total_sum)
             yield steps

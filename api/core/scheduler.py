@@ -20,32 +20,14 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from psycopg.rows import dict_row
 
-from api.core import runs
-from api.core.database import Database
+from api.core.db.database import Database
+from api.core.runs import history
+from api.core.runs.lock import RunBusy
 
 log = logging.getLogger(__name__)
 
 #: Longest sleep between two looks at the clock (so a changed wall clock is noticed).
 MAX_SLEEP = 30.0
-
-_DDL = """
-create schema if not exists ops;
-create table if not exists ops.schedule_ticks (
-    scheduled_for timestamptz primary key,
-    schedule text not null,
-    worker text not null,
-    fired_at timestamptz not null default now(),
-    run_id bigint,
-    outcome text
-);
-comment on table ops.schedule_ticks is 'One row per SCHEDULE tick, claimed by the API process that fired it.';
-"""
-
-
-def ensure_schema(db: Database) -> None:
-    with db.connect() as conn, conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(%s, %s)", (runs.LOCK_CLASS, runs.TRIGGER_LOCK))
-        conn.execute(_DDL)
 
 
 def next_times(expression: str, tz: str, count: int = 5, after: datetime | None = None) -> list[datetime]:
@@ -57,8 +39,6 @@ def next_times(expression: str, tz: str, count: int = 5, after: datetime | None 
 
 def recent_ticks(db: Database, limit: int = 10) -> list[dict[str, Any]]:
     with db.connect(row_factory=dict_row) as conn:
-        if not conn.execute("select to_regclass('ops.schedule_ticks') is not null as ok").fetchone()["ok"]:
-            return []
         return conn.execute(
             "select scheduled_for, fired_at, worker, run_id, outcome from ops.schedule_ticks "
             "order by scheduled_for desc limit %s",
@@ -67,7 +47,7 @@ def recent_ticks(db: Database, limit: int = 10) -> list[dict[str, Any]]:
 
 
 class Scheduler:
-    """A thread that fires `trigger(info) -> run_id` at each tick of `expression` (raises runs.RunBusy when
+    """A thread that fires `trigger(info) -> run_id` at each tick of `expression` (raises RunBusy when
     a run is active)."""
 
     def __init__(self, db: Database, expression: str, tz: str, trigger: Callable[[dict[str, Any]], int]) -> None:
@@ -79,7 +59,6 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        ensure_schema(self.db)
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._thread.start()
         log.info(
@@ -112,7 +91,7 @@ class Scheduler:
             claimed = conn.execute(
                 "insert into ops.schedule_ticks (scheduled_for, schedule, worker) values (%s, %s, %s) "
                 "on conflict (scheduled_for) do nothing returning scheduled_for",
-                (tick, self.expression, runs.worker_name()),
+                (tick, self.expression, history.worker_name()),
             ).fetchone()
             conn.commit()
             if claimed is None:
@@ -123,7 +102,7 @@ class Scheduler:
                 run_id = self.trigger({"source": "schedule", "scheduled_for": tick.isoformat()})
                 outcome = f"started run {run_id}"
                 log.info("schedule: tick %s started run %s", tick.isoformat(), run_id)
-            except runs.RunBusy as busy:
+            except RunBusy as busy:
                 outcome = f"skipped: {busy}"
                 log.warning("schedule: tick %s skipped: %s", tick.isoformat(), busy)
             except Exception as exc:

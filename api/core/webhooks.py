@@ -1,5 +1,6 @@
 """Run events to webhooks: `run.started`, `run.succeeded`, `run.failed`, `run.cancelled`, POSTed as JSON to
-every URL in WEBHOOK_URLS, signed with WEBHOOK_SECRET, and every attempt recorded in `ops.webhook_deliveries`.
+every URL in WEBHOOK_URLS, signed with WEBHOOK_SECRET, and every attempt recorded in `ops.webhook_deliveries`
+(api/core/db/migrations.py).
 
 The one rule: delivery never blocks or fails a run. `run_event` returns at once; a background thread reads the
 run, POSTs it (10 s timeout, up to 5 attempts with exponential backoff) and swallows every error it meets.
@@ -27,8 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 from psycopg.rows import dict_row
 
 from api.config import Settings
-from api.core import runs
-from api.core.database import Database
+from api.core.db.database import Database
+from api.core.runs import history
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +41,8 @@ ATTEMPTS = 5
 #: Wait before retry n (n = 1..4): BACKOFF_SECONDS * 2**(n-1), i.e. 1, 2, 4, 8 s.
 BACKOFF_SECONDS = 1.0
 USER_AGENT = "features-mart-webhooks/1"
-
-_DDL = """
-create schema if not exists ops;
-create table if not exists ops.webhook_deliveries (
-    delivery_id bigint generated always as identity primary key,
-    run_id bigint not null,
-    event_id text not null,
-    event_type text not null,
-    url text not null,
-    attempt integer not null,
-    status_code integer,
-    error text,
-    attempted_at timestamptz not null default now()
-);
-create index if not exists webhook_deliveries_run on ops.webhook_deliveries (run_id);
-comment on table ops.webhook_deliveries is 'One row per webhook delivery attempt (written by the API).';
-"""
-
-
-def ensure_schema(db: Database) -> None:
-    with db.connect() as conn, conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(%s, %s)", (runs.LOCK_CLASS, runs.TRIGGER_LOCK))
-        conn.execute(_DDL)
+#: How a delivery waits between attempts (the tests observe the backoff through it).
+wait = time.sleep
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -131,7 +111,7 @@ def run_event(settings: Settings, db: Database, event_type: str, run_id: int) ->
 
 def _deliver_event(db: Database, event: dict[str, Any], run_id: int, urls: list[str], secret: str | None) -> None:
     try:
-        row = runs.get_run(db, run_id)
+        row = history.get_run(db, run_id)
         if row is None:
             log.warning("webhooks: run %s not found; %s not sent", run_id, event["event_type"])
             return
@@ -160,7 +140,7 @@ def deliver(db: Database, run_id: int, event: dict[str, Any], url: str, body: by
             event["event_type"], run_id, shown, attempt, ATTEMPTS, error or f"HTTP {status_code}",
         )  # fmt: skip
         if attempt < ATTEMPTS:
-            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+            wait(BACKOFF_SECONDS * 2 ** (attempt - 1))
     return False
 
 
@@ -196,8 +176,6 @@ def _record(
 def deliveries(db: Database, run_id: int) -> list[dict[str, Any]]:
     """Every delivery attempt of a run's events, oldest first."""
     with db.connect(row_factory=dict_row) as conn:
-        if not conn.execute("select to_regclass('ops.webhook_deliveries') is not null as ok").fetchone()["ok"]:
-            return []
         return conn.execute(
             "select event_id, event_type, url, attempt, status_code, error, attempted_at "
             "from ops.webhook_deliveries where run_id = %s order by delivery_id",

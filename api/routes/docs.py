@@ -5,7 +5,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
-from api.core.jobs import docs_dir
+from api.core.job.files import docs_dir
 from api.deps import BearerCredentials, BrowserAuthorized, SettingsDep, login_redirect
 from api.schemas import Message
 

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.core import mart
+from api.core.mart import read as mart
 from api.deps import Authorized, DatabaseDep
 from api.schemas import MAX_ID, MAX_OFFSET, FeaturesPage, Message, UserFeatures
 

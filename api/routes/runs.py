@@ -4,7 +4,6 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any, BinaryIO
 
@@ -13,9 +12,12 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.core import runs, webhooks
+from api.core import webhooks
+from api.core.job.files import runs_dir
+from api.core.runs import history
 from api.deps import Authorized, DatabaseDep, SettingsDep
 from api.schemas import MAX_ID, MAX_OFFSET, MAX_TAIL, CancelRequest, Message, Run, RunPage, WebhookDelivery
+from api.views import fetch_run, run_row, to_run
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=Authorized)
 log = logging.getLogger(__name__)
@@ -31,34 +33,6 @@ RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
 _CHUNK = 64 * 1024
 
 
-def to_run(row: dict[str, Any]) -> Run:
-    started, finished = row["started_at"], row["finished_at"]
-    end = finished or (datetime.now(started.tzinfo) if started else None)
-    return Run(
-        run_id=row["run_id"],
-        status=row["status"],
-        trigger=row["trigger"] or {},
-        created_at=row["created_at"],
-        started_at=started,
-        finished_at=finished,
-        duration_seconds=round((end - started).total_seconds(), 3) if started and end else None,
-        steps=row["steps"] or [],
-        progress=row["progress"] if row["status"] == "running" else None,
-        error=row["error"],
-        failures=row["failures"] or [],
-        cancel_requested_at=row.get("cancel_requested_at"),
-        cancel_reason=row.get("cancel_reason"),
-        links={"self": f"/runs/{row['run_id']}", "logs": f"/runs/{row['run_id']}/logs"},
-    )
-
-
-def fetch_run(db, run_id: int) -> Run:
-    row = runs.get_run(db, run_id)
-    if row is None:
-        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
-    return to_run(row)
-
-
 @router.get("", response_model=RunPage)
 def list_runs(
     db: DatabaseDep,
@@ -66,7 +40,7 @@ def list_runs(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> RunPage:
     """Run history, newest first."""
-    rows, total = runs.list_runs(db, limit, offset)
+    rows, total = history.list_runs(db, limit, offset)
     return RunPage(items=[to_run(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
@@ -87,9 +61,7 @@ def get_logs(
     tail: Annotated[int | None, Query(ge=1, le=MAX_TAIL, description="only the last N lines")] = None,
 ) -> StreamingResponse:
     """The run's dbt output as text, streamed (it grows while the run is running)."""
-    row = runs.get_run(db, run_id)
-    if row is None:
-        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
+    row = run_row(db, run_id)
     path = FilePath(row["log_path"]) if row["log_path"] else None
     if path is None or not path.is_file():
         raise HTTPException(status_code=404, detail=f"run {run_id} has no log on this server (not started, or pruned)")
@@ -148,10 +120,10 @@ def cancel_run(
     if body and body.reason:
         reason += f": {body.reason}"
     try:
-        return to_run(runs.request_cancel(db, run_id, reason))
-    except runs.RunNotFound as exc:
+        return to_run(history.request_cancel(db, run_id, reason))
+    except history.RunNotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
-    except runs.RunFinished as exc:
+    except history.RunFinished as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
 
 
@@ -171,7 +143,7 @@ async def run_events(run_id: RunId, db: DatabaseDep) -> EventSourceResponse:
     """Server-Sent Events while the run goes on: `progress` (the run's progress object, when it changes),
     `log` (new lines of the run's log), then one `status` event with the finished run, and the stream closes.
     For a run that has already ended: the `status` event at once."""
-    row = await asyncio.to_thread(runs.get_run, db, run_id)
+    row = await asyncio.to_thread(history.get_run, db, run_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"run {run_id} not found")
     return EventSourceResponse(_events(db, row), ping=15)
@@ -179,7 +151,7 @@ async def run_events(run_id: RunId, db: DatabaseDep) -> EventSourceResponse:
 
 async def _events(db, row: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
     run_id, offset, last_progress, followed = row["run_id"], 0, None, False
-    while row["status"] in runs.ACTIVE:
+    while row["status"] in history.ACTIVE:
         followed = True
         progress = row["progress"] if row["status"] == "running" else None
         if progress and progress != last_progress:
@@ -190,7 +162,7 @@ async def _events(db, row: dict[str, Any]) -> AsyncIterator[ServerSentEvent]:
             yield ServerSentEvent(event="log", data=text)
         await asyncio.sleep(EVENTS_POLL_SECONDS)
         try:
-            row = await asyncio.to_thread(runs.get_run, db, run_id) or row
+            row = await asyncio.to_thread(history.get_run, db, run_id) or row
         except psycopg.Error as exc:  # e.g. Postgres restarting: keep the stream, look again
             log.warning("events of run %s: %s", run_id, exc)
     if followed:  # the lines written between the last look and the end of the run
@@ -231,7 +203,7 @@ def get_artifact(run_id: RunId, name: str, db: DatabaseDep, settings: SettingsDe
     if name not in ARTIFACTS:
         raise HTTPException(status_code=404, detail=f"no artifact {name!r}: one of {', '.join(ARTIFACTS)}")
     fetch_run(db, run_id)
-    path = settings.state_dir / "runs" / str(run_id) / "artifacts" / name
+    path = runs_dir(settings) / str(run_id) / "artifacts" / name
     if not path.is_file():
         raise HTTPException(
             status_code=404,

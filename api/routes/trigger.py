@@ -6,10 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.core.runs import RunBusy
+from api.core.runs.lock import RunBusy
 from api.deps import Authorized, DatabaseDep, RunnerDep
-from api.routes.runs import fetch_run
 from api.schemas import Run, RunConflict
+from api.views import fetch_run
 
 router = APIRouter(prefix="/trigger", tags=["trigger"], dependencies=Authorized)
 

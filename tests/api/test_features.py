@@ -62,7 +62,7 @@ def test_csv_streams_the_same_rows_as_json(client, settings, monkeypatch):
     import csv
     import io
 
-    from api.core import mart
+    from api.core.mart import read as mart
 
     monkeypatch.setattr(mart, "CSV_BATCH", 3)  # several round trips of the server-side cursor on 10 rows
     assert client.get("/features?format=csv").status_code == 503

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from api.core.database import Database
+from api.core.db.database import Database
 
 
 def test_health_ok(client):

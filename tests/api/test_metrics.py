@@ -6,7 +6,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from api.core import runs
+from api.core.job.steps import step_names
+from api.core.runs import lock
 from api.main import create_app
 from tests.conftest import LOCAL
 
@@ -34,7 +35,7 @@ def test_metrics_count_runs_from_the_history_of_every_process(client, settings, 
     bad = client.post("/trigger?wait=true").json()
     assert bad["status"] == "failed"
     # a run recorded by "another API process" on the same database is counted too
-    handle = runs.start_run(database, {"source": "elsewhere"})
+    handle = lock.start_run(database, {"source": "elsewhere"}, step_names("default"))
     try:
         m = scrape(client)
         assert m["features_mart_run_active"][()] == 1

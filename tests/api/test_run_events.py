@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from api.core import runs
+from api.core.job.steps import step_names
+from api.core.runs import lock
 from tests.conftest import wait_for_run
 
 
@@ -61,7 +62,7 @@ def test_artifacts_of_a_run_are_served_and_other_names_are_404(client):
 
 def test_artifact_route_reads_only_the_run_folder(client, settings, database):
     """The route alone, on files placed where the job keeps them."""
-    handle = runs.start_run(database, {"source": "test"})
+    handle = lock.start_run(database, {"source": "test"}, step_names("default"))
     handle.update(status="failed")
     handle.release()
     folder = settings.state_dir / "runs" / str(handle.run_id) / "artifacts"

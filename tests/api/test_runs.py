@@ -4,7 +4,9 @@ import time
 
 from fastapi.testclient import TestClient
 
-from api.core import runs
+from api.core.db.migrations import migrate
+from api.core.job.steps import step_names
+from api.core.runs import history, lock
 from api.main import create_app
 from tests.conftest import LOCAL, run_cli, wait_for_run
 
@@ -25,8 +27,8 @@ def test_history_is_newest_first_and_paginated(client):
 
 def test_runs_left_running_by_a_dead_process_are_marked_interrupted(settings, database):
     """A run row whose process died (nobody holds the run lock) is failed at the next start-up."""
-    runs.ensure_schema(database)
-    handle = runs.start_run(database, {"source": "test"})
+    migrate(database)
+    handle = lock.start_run(database, {"source": "test"}, step_names("default"))
     handle.update(status="running")
     handle.conn.close()  # the owner "dies": its connection, and so its lock, is gone
     with TestClient(create_app(settings), base_url=LOCAL) as client:
@@ -49,7 +51,7 @@ def test_stopping_the_api_mid_run_records_the_run_as_interrupted(settings, datab
         while client.get(f"/runs/{run_id}").json()["progress"] is None and time.monotonic() < deadline:
             time.sleep(0.1)
     # the lifespan shutdown stopped the run; its row says so
-    row = runs.get_run(database, run_id)
+    row = history.get_run(database, run_id)
     assert row["status"] == "failed" and row["error"].startswith("interrupted: the API was stopped"), row["error"]
     assert [s["status"] for s in row["steps"]].count("failed") <= 1 and "running" not in {
         s["status"] for s in row["steps"]
@@ -57,7 +59,7 @@ def test_stopping_the_api_mid_run_records_the_run_as_interrupted(settings, datab
 
 
 def test_a_direct_dbt_command_holding_the_lock_gets_a_clear_409(client, database):
-    with runs.run_lock(database):
+    with lock.run_lock(database):
         answer = client.post("/trigger")
     assert answer.status_code == 409
     assert answer.json()["active_run_id"] is None and "scripts/dbt.sh" in answer.json()["detail"]
@@ -65,8 +67,8 @@ def test_a_direct_dbt_command_holding_the_lock_gets_a_clear_409(client, database
 
 
 def test_dbt_sh_refuses_to_write_while_an_api_run_holds_the_lock(settings, database):
-    runs.ensure_schema(database)
-    handle = runs.start_run(database, {"source": "test"})
+    migrate(database)
+    handle = lock.start_run(database, {"source": "test"}, step_names("default"))
     try:
         done = run_cli(settings, "dbt", "build")
     finally:
@@ -76,7 +78,9 @@ def test_dbt_sh_refuses_to_write_while_an_api_run_holds_the_lock(settings, datab
 
 def test_cancel_request_is_recorded_once_and_refused_for_finished_or_unknown_runs(client, database):
     """The API side of cancel (the job's reaction is tested with the job): any process can ask."""
-    handle = runs.start_run(database, {"source": "test"})  # an active run owned by "another process"
+    handle = lock.start_run(
+        database, {"source": "test"}, step_names("default")
+    )  # an active run owned by "another process"
     try:
         first = client.post(f"/runs/{handle.run_id}/cancel", json={"reason": "wrong data"})
         assert first.status_code == 202, first.text
@@ -97,7 +101,7 @@ def test_cancel_request_is_recorded_once_and_refused_for_finished_or_unknown_run
 
 
 def test_status_check_of_an_old_database_is_upgraded(database):
-    """A database created before 'cancelled' existed accepts it after ensure_schema."""
+    """A database created before 'cancelled' existed accepts it after the migrations."""
     with database.connect() as conn:
         conn.execute(
             "create schema ops; create table ops.runs (run_id bigint generated always as identity primary key,"
@@ -107,7 +111,7 @@ def test_status_check_of_an_old_database_is_upgraded(database):
             " error text, failures jsonb, log_path text, dbt_pid integer, worker text)"
         )
         conn.commit()
-    runs.ensure_schema(database)
-    runs.ensure_schema(database)  # idempotent
+    migrate(database)
+    migrate(database)  # idempotent
     with database.connect() as conn:
         conn.execute("insert into ops.runs (status, cancel_reason) values ('cancelled', 'x')")

@@ -18,7 +18,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from api.core import runs
+from api.core.job.steps import step_names
+from api.core.runs import history, lock
 from tests.reliability.conftest import ApiServer, publish_quickly
 
 pytestmark = pytest.mark.slow
@@ -62,7 +63,9 @@ def test_every_operation_answers_without_5xx_and_matches_its_schema(settings, da
     server = ApiServer(settings, tmp_path / "api.log", API_TOKEN=TOKEN).start()
     holder = None
     try:
-        holder = runs.start_run(database, {"source": "schemathesis"})  # /trigger answers 409 meanwhile
+        holder = lock.start_run(
+            database, {"source": "schemathesis"}, step_names("default")
+        )  # /trigger answers 409 meanwhile
         schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json", headers=BEARER, timeout=30)
         operations = [result.ok() for result in schema.get_all_operations()]
         labels = {f"{op.method.upper()} {op.path}" for op in operations}
@@ -75,8 +78,8 @@ def test_every_operation_answers_without_5xx_and_matches_its_schema(settings, da
                     calls += _fuzz(operation, server.base_url, mode, headers, failures)
         assert calls >= len(operations) * 2, "too few requests were sent to mean anything"
         assert not failures, "\n".join(failures[:20])
-        assert runs.get_run(database, holder.run_id)["status"] == "queued", "a fuzzed trigger started a run"
-        assert runs.list_runs(database, 1, 0)[1] == 1
+        assert history.get_run(database, holder.run_id)["status"] == "queued", "a fuzzed trigger started a run"
+        assert history.list_runs(database, 1, 0)[1] == 1
     finally:
         if holder is not None:
             holder.update(status="failed", error="schemathesis lock holder", final=True)

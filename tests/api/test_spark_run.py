@@ -8,7 +8,7 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
-from api.core import spark_mart
+from api.core.job.steps import step_names
 from api.main import create_app
 from tests.conftest import LOCAL, mart_rows, wait_for_run
 from tests.datasets import random_dataset
@@ -30,11 +30,11 @@ def test_a_run_on_spark_publishes_the_mart_to_postgres_and_features_serves_it(se
     )
     with TestClient(create_app(spark_settings), base_url=LOCAL) as client:
         run = client.post("/trigger").json()
-        assert [s["name"] for s in run["steps"]] == list(spark_mart.STEP_NAMES)
+        assert [s["name"] for s in run["steps"]] == list(step_names("spark"))
         done = wait_for_run(client, run["run_id"], timeout=SPARK_RUN_TIMEOUT)
         assert done["status"] == "success", done["error"]
         assert done["error"] is None, done["error"]
-        assert [(s["name"], s["status"]) for s in done["steps"]] == [(n, "success") for n in spark_mart.STEP_NAMES]
+        assert [(s["name"], s["status"]) for s in done["steps"]] == [(n, "success") for n in step_names("spark")]
         log = client.get(f"/runs/{run['run_id']}/logs").text
         assert "target='spark'" in log and "mart rows from Spark" in log
 

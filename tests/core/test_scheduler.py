@@ -9,7 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.config import Settings
-from api.core import runs, scheduler
+from api.core import scheduler
+from api.core.db.migrations import migrate
+from api.core.job.steps import step_names
+from api.core.runs import lock
 from api.main import create_app
 from tests.conftest import LOCAL, wait_for_run, wait_until
 
@@ -36,18 +39,17 @@ def test_every_minute_schedule_starts_a_run_with_source_schedule(settings):
 
 
 def test_a_tick_fires_once_across_processes_and_is_skipped_while_a_run_is_active(database):
-    runs.ensure_schema(database)
+    migrate(database)
     started: list[dict] = []
-    handles: list[runs.RunHandle] = []  # kept open: each holds the run lock like a running job
+    handles: list[lock.RunHandle] = []  # kept open: each holds the run lock like a running job
 
     def trigger(info: dict) -> int:
-        handles.append(runs.start_run(database, info))
+        handles.append(lock.start_run(database, info, step_names("default")))
         started.append({"run_id": handles[-1].run_id, **info})
         return handles[-1].run_id
 
     a = scheduler.Scheduler(database, "*/5 * * * *", "UTC", trigger)
     b = scheduler.Scheduler(database, "*/5 * * * *", "UTC", trigger)
-    scheduler.ensure_schema(database)
     tick = datetime(2030, 1, 1, 12, 5, tzinfo=timezone.utc)
     first = a.fire(tick)
     assert first is not None and b.fire(tick) is None and a.fire(tick) is None

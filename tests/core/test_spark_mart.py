@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from api.config import Settings
-from api.core import runs, spark_mart
-from api.core.publish import BUILD_SCHEMAS, BUILD_SUFFIX, publish
+from api.core.db import locks
+from api.core.mart import spark as spark_mart
+from api.core.mart.publish import BUILD_SCHEMAS, BUILD_SUFFIX, publish
 from tests.conftest import mart_rows
 
 PART_1 = (
@@ -54,7 +54,7 @@ def test_a_second_load_replaces_the_table_and_publish_swaps_it_in(database, tmp_
         (tmp_path / "again").mkdir()
         again = export(tmp_path / "again", PART_2)
         assert spark_mart.load_into_postgres(conn, again, BUILD_SUFFIX) == 1
-        conn.execute("select pg_advisory_lock(%s, %s)", (runs.LOCK_CLASS, runs.RUN_LOCK))  # as a run holds it
+        conn.execute("select pg_advisory_lock(%s, %s)", (locks.LOCK_CLASS, locks.RUN_LOCK))  # as a run holds it
         publish(conn, BUILD_SUFFIX, "r8")
         comment = conn.execute("select obj_description('raw'::regnamespace)").fetchone()[0]
     assert [r["user_id"] for r in mart_rows(database)] == [3]
@@ -75,11 +75,3 @@ def test_a_malformed_export_rolls_back(database, tmp_path):
         with pytest.raises(psycopg.errors.DataError):
             spark_mart.load_into_postgres(conn, folder, "__r10")
         assert conn.execute("select to_regclass('marts__r10.user_features') as t").fetchone()["t"] is None
-
-
-def test_dbt_env_selects_the_engine(tmp_path):
-    assert spark_mart.dbt_env(Settings(state_dir=tmp_path)) == {}
-    env = spark_mart.dbt_env(Settings(state_dir=tmp_path, dbt_target="spark", spark_master="spark://h:7077"))
-    assert env["DBT_TARGET"] == "spark" and env["SPARK_MASTER"] == "spark://h:7077"
-    assert env["DBT_SPARK_DIR"] == str(tmp_path / "spark"), "the warehouse lives under STATE_DIR"
-    assert env["DBT_SCHEMA_SUFFIX"] == "", "Spark builds in place; the swap happens in Postgres"

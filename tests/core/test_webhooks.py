@@ -1,10 +1,9 @@
-"""Webhooks against a real local HTTP receiver that verifies the signature as the README's receiver does."""
+"""Webhooks against a real local HTTP receiver that verifies the signature as the one in docs/operations.md does."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import json
 import threading
 import time
@@ -15,7 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from api.core import runs, webhooks
+from api.core import webhooks
+from api.core.db.migrations import migrate
+from api.core.job.steps import step_names
+from api.core.runs import lock
 from api.main import create_app
 from tests.conftest import LOCAL, free_port, wait_until
 
@@ -84,7 +86,7 @@ def test_a_run_sends_signed_started_and_succeeded_events(settings, receiver):
         assert started["event_id"] != succeeded["event_id"]
         data = succeeded["data"]
         assert data["trigger"]["source"] == "api" and data["error"] is None and data["finished_at"]
-        assert [s["name"] for s in data["steps"]] == list(runs.STEP_NAMES)
+        assert [s["name"] for s in data["steps"]] == list(step_names("default"))
         assert all(s["status"] == "success" and s["duration_seconds"] >= 0 for s in data["steps"])
 
         def recorded() -> list[dict] | None:
@@ -102,10 +104,10 @@ def test_a_run_sends_signed_started_and_succeeded_events(settings, receiver):
 
 
 def test_a_failing_receiver_is_retried_with_backoff_and_each_attempt_recorded(settings, database, monkeypatch):
-    monkeypatch.setattr(webhooks, "BACKOFF_SECONDS", 0.05)
-    runs.ensure_schema(database)
-    webhooks.ensure_schema(database)
-    handle = runs.start_run(database, {"source": "test"})
+    waits: dict[int, list[float]] = {}  # per delivery thread: the waits between its attempts
+    monkeypatch.setattr(webhooks, "wait", lambda seconds: waits.setdefault(threading.get_ident(), []).append(seconds))
+    migrate(database)
+    handle = lock.start_run(database, {"source": "test"}, step_names("default"))
     handle.release()
     flaky = Receiver(fail_first=2)
     dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
@@ -126,10 +128,8 @@ def test_a_failing_receiver_is_retried_with_backoff_and_each_attempt_recorded(se
     assert [a["attempt"] for a in to_dead] == [1, 2, 3, 4, 5]
     assert all(a["status_code"] is None and "Connection refused" in a["error"] for a in to_dead), to_dead
     assert len({a["event_id"] for a in attempts}) == 1 and all(r["verified"] for r in flaky.received)
-    # the gaps between attempts grow (exponential backoff)
-    times = [a["attempted_at"] for a in to_dead]
-    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-    assert gaps[-1] > gaps[0], gaps
+    # the waits between attempts double (exponential backoff): 1, 2, 4, 8 s to the dead receiver
+    assert sorted(waits.values()) == [[1.0, 2.0], [1.0, 2.0, 4.0, 8.0]], waits
 
 
 def test_without_webhook_urls_nothing_is_sent(settings, database):
@@ -143,27 +143,27 @@ def test_signature_matches_the_documented_recipe():
     assert header == f"t=1700000000,v1={expected}"
 
 
-def test_the_readme_receiver_accepts_our_deliveries_and_rejects_forged_or_old_ones(settings, database, monkeypatch):
+def test_the_documented_receiver_accepts_our_deliveries_and_rejects_forged_or_old_ones(settings, database, monkeypatch):
     import re
     import urllib.error
     import urllib.request
 
     from api.config import REPO_ROOT
 
-    code = re.search(r"```python\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.S)[1]
+    code = re.search(r"```python\n(.*?)```", (REPO_ROOT / "docs" / "operations.md").read_text(), re.S)[1]
     port = free_port()
     code = code.replace(
         'HTTPServer(("", 9000), Hook).serve_forever()', f'server = HTTPServer(("127.0.0.1", {port}), Hook)'
     )
     monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
     scope: dict = {}
-    exec(compile(code, "README receiver", "exec"), scope)  # noqa: S102 - our own README's example
+    exec(compile(code, "docs/operations.md receiver", "exec"), scope)  # noqa: S102 - our own docs' example
     server = scope["server"]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        runs.ensure_schema(database)
-        webhooks.ensure_schema(database)
-        handle = runs.start_run(database, {"source": "test"})
+        migrate(database)
+        migrate(database)
+        handle = lock.start_run(database, {"source": "test"}, step_names("default"))
         handle.release()
         url = f"http://127.0.0.1:{port}/"
         hooked = settings.model_copy(update={"webhook_urls": url, "webhook_secret": SecretStr(SECRET)})

@@ -8,8 +8,9 @@ import shutil
 
 import pytest
 
-from api.core.dbt import run_dbt
-from api.core.failures import collect, summarize
+from api.core.dbt.env import dbt_env
+from api.core.dbt.failures import collect, summarize
+from api.core.dbt.invoke import run_dbt
 from tests.conftest import mart_rows, run_cli
 from tests.datasets import copy_canonical, messy_variants, quoted_value_variants, random_dataset, set_cell
 from tests.expected import CANONICAL, assert_rows_match, compute
@@ -93,7 +94,7 @@ def test_dbt_tests_catch_a_malformed_list_that_skipped_validation(settings, data
     model), and the failing rows, kept in the audit schema, name the experiment."""
     seeds = copy_canonical(tmp_path / "unvalidated")
     set_cell("user_experiments.csv", 6, "experiment_compound_ids", "1:3")(seeds)
-    env = {**database.dbt_env(), "DBT_SEEDS_DIR": str(seeds), "DBT_SCHEMA_SUFFIX": "__t"}
+    env = dbt_env(settings, database, seeds_dir=seeds, suffix="__t")
     log = io.StringIO()
     target = tmp_path / "target"
     for command in (["seed"], ["run"]):

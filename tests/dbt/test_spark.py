@@ -22,7 +22,9 @@ import pytest
 from psycopg.rows import tuple_row
 
 from api.config import DBT_PROJECT_DIR, Settings
-from api.core import spark_mart
+from api.core.dbt.env import dbt_env
+from api.core.mart import spark as spark_mart
+from api.core.mart.contract import mart_columns
 from api.core.seeds import prepare_seeds
 from tests.conftest import mart_rows, run_cli
 from tests.datasets import chain, random_dataset, set_cell
@@ -39,16 +41,10 @@ class SparkDbt:
 
     def __init__(self, state: Path) -> None:
         self.state = state
-        self.env = {
-            "DBT_TARGET": "spark",
-            "DBT_SPARK_DIR": str(state / "spark"),
-            "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
-            "DBT_SCHEMA_SUFFIX": "",
-            "DBT_THREADS": "4",
-            "SPARK_MASTER": "local[2]",
-            "SPARK_SHUFFLE_PARTITIONS": "4",
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        }
+        settings = Settings(
+            state_dir=state, dbt_target="spark", dbt_threads=4, spark_master="local[2]", spark_shuffle_partitions=4
+        )
+        self.env = dbt_env(settings, None, seeds_dir=None, suffix="")
 
     @contextmanager
     def _environment(self, extra: dict[str, str]) -> Iterator[None]:
@@ -119,7 +115,7 @@ def assert_same_mart(spark: list[dict[str, Any]], postgres: list[dict[str, Any]]
 def postgres_mart(settings: Settings) -> list[dict[str, Any]]:
     done = run_cli(settings, "dbt", "build")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    from api.core.database import Database
+    from api.core.db.database import Database
 
     return mart_rows(Database(settings.database_url.get_secret_value()))
 
@@ -184,4 +180,5 @@ def test_random_data_on_spark_moves_to_postgres_with_the_same_types_and_values(s
                 (f"{schema}.user_features",),
             ).fetchall()
 
-    assert column_types("marts__spark") == column_types("marts") == list(spark_mart.MART_COLUMNS)
+    contract = [(c.name, c.pg_type) for c in mart_columns()]
+    assert column_types("marts__spark") == column_types("marts") == contract

@@ -24,8 +24,9 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from api.config import REPO_ROOT, Settings
-from api.core import publish, runs
-from api.core.database import Database
+from api.core.db.database import Database
+from api.core.mart import publish
+from api.core.runs import history
 from api.main import create_app
 from tests.conftest import LOCAL, RUN_TIMEOUT, free_port, python_env, run_cli, wait_until
 
@@ -59,7 +60,7 @@ def trigger(client: httpx.Client | TestClient) -> int:
 
 
 def run_row(db: Database, run_id: int) -> dict[str, Any]:
-    row = runs.get_run(db, run_id)
+    row = history.get_run(db, run_id)
     assert row is not None, f"run {run_id} is not in ops.runs"
     return row
 
@@ -76,7 +77,7 @@ def dbt_blocked_on(db: Database, run_id: int, step: str, table: str) -> Iterator
 
     def in_step() -> bool:
         row = run_row(db, run_id)
-        assert row["status"] in runs.ACTIVE, f"run {run_id} ended before its {step} step: {row['error']}"
+        assert row["status"] in history.ACTIVE, f"run {run_id} ended before its {step} step: {row['error']}"
         return current_step(row) == step
 
     wait_until(in_step, RUN_TIMEOUT, f"run {run_id} to start its {step} step")

@@ -16,8 +16,9 @@ import pytest
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
-from api.core import runs
-from api.core.database import Database, EmbeddedPostgres
+from api.core.db.database import Database
+from api.core.db.embedded import EmbeddedPostgres
+from api.core.runs import history
 from tests.conftest import free_port, mart_rows, wait_for_run, wait_until
 from tests.expected import assert_rows_match, compute
 from tests.reliability.conftest import (
@@ -176,4 +177,4 @@ def test_postgres_restart_and_outage_fail_the_run_and_leave_the_mart_alone(priva
     interrupt("run", lambda pid: server.restart())
     interrupt("test", outage)
     assert_recovers(api.client, db, settings.data_dir, tmp_path)
-    assert [r["status"] for r in runs.list_runs(db, 10, 0)[0]] == ["success", "failed", "failed"]
+    assert [r["status"] for r in history.list_runs(db, 10, 0)[0]] == ["success", "failed", "failed"]

@@ -10,8 +10,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from api.core import publish, runs
-from api.core.database import Database
+from api.core.db import locks
+from api.core.db.database import Database
+from api.core.db.migrations import migrate
+from api.core.job.steps import step_names
+from api.core.mart import publish
+from api.core.runs import lock
 from tests.conftest import wait_for_run, wait_until
 from tests.reliability.conftest import build_schemas, current_step, dump_published, publish_quickly, run_row, trigger
 
@@ -23,7 +27,7 @@ def _lock_holder_pid(db: Database) -> int | None:
         row = conn.execute(
             "select pid from pg_locks where locktype = 'advisory' and granted and classid::bigint = %s "
             "and objid::bigint = %s and objsubid = 2",
-            (runs.LOCK_CLASS, runs.RUN_LOCK),
+            (locks.LOCK_CLASS, locks.RUN_LOCK),
         ).fetchone()
     return row[0] if row else None
 
@@ -39,7 +43,7 @@ class LockThief:
         self.thread.start()
 
     def _take(self) -> None:
-        self.conn.execute("select pg_advisory_lock(%s, %s)", (runs.LOCK_CLASS, runs.RUN_LOCK))
+        self.conn.execute("select pg_advisory_lock(%s, %s)", (locks.LOCK_CLASS, locks.RUN_LOCK))
         self.got.set()
 
     def close(self) -> None:
@@ -83,20 +87,20 @@ def _waiting(db: Database, pid: int) -> bool:
 
 
 def test_publish_refuses_without_the_run_lock(database):
-    runs.ensure_schema(database)
+    migrate(database)
     with database.connect() as conn:
         for schema in publish.BUILD_SCHEMAS:
             conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema + "__r9")))
-        with pytest.raises(runs.LockLost):
+        with pytest.raises(lock.LockLost):
             publish.publish(conn, "__r9", "r9")
         assert not {"raw", "marts"} & {r[0] for r in conn.execute("select nspname from pg_namespace").fetchall()}
 
 
 def test_the_lock_connection_has_keepalives(database):
-    runs.ensure_schema(database)
-    handle = runs.start_run(database, {})
+    migrate(database)
+    handle = lock.start_run(database, {}, step_names("default"))
     try:
-        assert runs.holds_run_lock(handle.conn)
+        assert lock.holds_run_lock(handle.conn)
         names = ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")
         server_side = {name: handle.conn.execute(f"show {name}").fetchone()[name] for name in names}
         assert server_side == dict(zip(names, ("10", "5", "3", "30000"), strict=True))

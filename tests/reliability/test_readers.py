@@ -11,7 +11,7 @@ import httpx
 import pytest
 from psycopg.rows import dict_row
 
-from api.core.database import Database
+from api.core.db.database import Database
 from tests.conftest import FINISHED, RUN_TIMEOUT, wait_until
 from tests.reliability.conftest import current_step, publish_quickly, trigger
 

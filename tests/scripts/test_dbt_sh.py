@@ -7,8 +7,8 @@ import subprocess
 import pytest
 
 from api.config import REPO_ROOT
-from api.core import runs
-from api.core.database import Database
+from api.core.db.database import Database
+from api.core.runs import lock
 from tests.conftest import loose_modes, python_env, wait_until
 from tests.datasets import copy_canonical, messy_variants, set_cell
 
@@ -38,7 +38,7 @@ def test_dbt_sh_build_with_relative_paths_and_messy_input(settings, tmp_path):
 
 
 def test_a_writing_command_takes_the_run_lock_whatever_options_precede_it(settings, tmp_path):
-    with runs.run_lock(Database(settings.database_url.get_secret_value())):
+    with lock.run_lock(Database(settings.database_url.get_secret_value())):
         for args in (
             ["--debug", "build"],
             ["--log-level", "debug", "seed"],
@@ -61,7 +61,7 @@ def test_the_embedded_postgres_stops_only_when_its_last_user_exits(settings, tmp
     """The API and scripts/dbt.sh share one embedded Postgres (same STATE_DIR, no DATABASE_URL): dbt.sh ending
     leaves it to the API; the API ending stops it; one orphaned by a SIGKILLed API is adopted by the next user
     and stopped when that one ends."""
-    from api.core.database import EmbeddedPostgres
+    from api.core.db.embedded import EmbeddedPostgres
     from tests.reliability.conftest import ApiServer
 
     embedded = settings.model_copy(update={"database_url": None, "state_dir": tmp_path / "state"})

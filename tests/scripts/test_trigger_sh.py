@@ -7,7 +7,8 @@ import signal
 import subprocess
 
 from api.config import REPO_ROOT
-from api.core import runs
+from api.core.job.steps import step_names
+from api.core.runs import lock
 from tests.conftest import get_json as get
 from tests.conftest import python_env
 
@@ -38,7 +39,7 @@ def test_trigger_sh_follows_the_event_stream_and_ctrl_c_cancels_its_run(served_a
 
 def test_trigger_sh_cancel_any_run(served_api, settings, database):
     api, env = served_api, python_env(settings)
-    handle = runs.start_run(database, {"source": "elsewhere"})  # a run of another process
+    handle = lock.start_run(database, {"source": "elsewhere"}, step_names("default"))  # a run of another process
     try:
         done = trigger_sh("--cancel", str(handle.run_id), api, env=env)
         out, err = done.communicate(timeout=60)

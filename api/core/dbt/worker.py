@@ -1,6 +1,6 @@
 """The warm dbt worker: a process that keeps dbt imported and the project parsed, and runs each dbt command in a
-forked child of its own (the dbt-server pattern). Started and supervised by `api.core.dbt.DbtWorker`; run it as
-`python -m api.core.dbt_worker`. It never runs inside the API process.
+forked child of its own (the dbt-server pattern). Started and supervised by `api.core.dbt.client.DbtWorker`; run
+it as `python -m api.core.dbt.worker`. It never runs inside the API process.
 
 The one rule: a command always runs in a fresh child forked from a single-threaded parent, so a crash, a kill or
 state that dbt leaves behind (adapters, compiled SQL written into the manifest) dies with the child, and the next
@@ -137,7 +137,7 @@ class Worker:
 
 def die_with_parent() -> None:
     """Linux: SIGKILL this process when the thread that started it ends (PR_SET_PDEATHSIG), so no dbt of ours
-    outlives the API or keeps writing into the database. Also the preexec_fn of the processes api/core/dbt.py
+    outlives the API or keeps writing into the database. Also the preexec_fn of the processes api/core/dbt/
     starts."""
     if sys.platform.startswith("linux"):
         import ctypes

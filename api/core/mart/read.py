@@ -19,14 +19,13 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
-from api.core.database import Database
-
-MART = "marts.user_features"
-
+from api.core.db.database import Database
+from api.core.mart.contract import MART
+from api.core.mart.publish import PUBLISHED_BY
 
 #: Rows fetched per round trip when streaming (the server-side cursor keeps the rest).
 CSV_BATCH = 1000
-_PUBLISHED_BY = re.compile(r"^published by features-mart run (\d+)$")
+_PUBLISHED_BY = re.compile("^" + PUBLISHED_BY.format(run_id=r"(\d+)") + "$")
 
 
 class MartNotReady(Exception):
@@ -97,10 +96,6 @@ def read_features_page(db: Database, limit: int, offset: int) -> tuple[list[dict
                 ).fetchone()
                 total, found = counted["n"], _version_of(conn, counted["oid"])
     return [_plain({k: v for k, v in r.items() if k not in ("_total", "_oid")}) for r in rows], total, found
-
-
-def read_feature(db: Database, user_id: int) -> dict[str, Any] | None:
-    return read_feature_versioned(db, user_id)[0]
 
 
 def read_feature_versioned(db: Database, user_id: int) -> tuple[dict[str, Any] | None, MartVersion]:

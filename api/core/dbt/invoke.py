@@ -1,38 +1,30 @@
-"""The one place that runs dbt. Everything else (the job, the CLI, the API) calls `run_dbt`.
+"""Running one dbt command to completion: `run_dbt`, the one function everything else (the job, the CLI, the
+benchmark) calls.
 
-dbt never runs inside the API process. A run's commands go to a warm worker process (`DbtWorker`, see
-api/core/dbt_worker.py) that forks one child per command; scripts/dbt.sh runs the plain dbt CLI as a subprocess.
-Either way dbt gets an argument list (never a shell string) and `--log-format json`, so progress is read from its
+dbt never runs inside the API process. A run's commands go to the warm worker (api/core/dbt/client.py and
+worker.py), which forks one child per command; scripts/dbt.sh runs the plain dbt CLI as a subprocess. Either way
+dbt gets an argument list (never a shell string) and `--log-format json`, so progress is read from its
 structured events; the human message of every event is written to a text log. Each caller passes its own target
 directory: two dbt processes must never share one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from api.config import DBT_PROJECT_DIR, REPO_ROOT
-from api.core.dbt_worker import CONTROL, die_with_parent
-
-#: The dbt adapter plugin `pgcopy` (seeds by COPY): on PYTHONPATH for every dbt we start.
-ADAPTER_DIR = DBT_PROJECT_DIR / "adapter"
-
-#: Environment variables of ours that dbt must not see (secrets it does not need).
-_HIDDEN_FROM_DBT = ("DATABASE_URL", "API_TOKEN")
+from api.config import DBT_PROJECT_DIR
+from api.core.dbt.client import DbtWorker
+from api.core.dbt.env import process_env
+from api.core.dbt.worker import die_with_parent
 
 
 @dataclass
@@ -83,18 +75,6 @@ def dbt_executable() -> str:
     return found
 
 
-def dbt_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _HIDDEN_FROM_DBT}
-    env.update(
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-        DBT_PROFILES_DIR=str(DBT_PROJECT_DIR),
-        DBT_PROJECT_DIR=str(DBT_PROJECT_DIR),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ADAPTER_DIR), os.environ.get("PYTHONPATH")])),
-    )
-    env.update(extra)
-    return env
-
-
 def _event_progress(event: dict[str, Any], progress: Progress) -> bool:
     """Update `progress` from one dbt event; True when it changed."""
     name = event.get("info", {}).get("name", "")
@@ -117,102 +97,6 @@ def _event_progress(event: dict[str, Any], progress: Progress) -> bool:
 
 def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%H:%M:%S")
-
-
-class DbtWorker:
-    """The API's handle on a warm dbt worker process (`api.core.dbt_worker`): dbt imported once and the project
-    parsed once, each command forked into a child that `ps` shows as `dbt seed`, `dbt run`, ...
-
-    One command at a time (callers queue on a lock). The worker is started on first use (the job's warm-up
-    parse), and started again after it died. It is spawned by a thread of its own that lives as long as this
-    object, because PR_SET_PDEATHSIG fires when the spawning *thread* ends: a worker spawned by a run's thread
-    would be killed with that thread."""
-
-    def __init__(self) -> None:
-        self._proc: subprocess.Popen[str] | None = None
-        self._lock = threading.Lock()
-        self._spawns: queue.Queue[Future[subprocess.Popen[str]] | None] = queue.Queue()
-        self._spawner = threading.Thread(target=self._spawn_loop, name="dbt-worker-spawner", daemon=True)
-        self._spawner.start()
-
-    def _spawn_loop(self) -> None:
-        while (future := self._spawns.get()) is not None:
-            try:
-                future.set_result(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "api.core.dbt_worker"],
-                        cwd=DBT_PROJECT_DIR,
-                        env=self._worker_env(),
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT,
-                        text=True,
-                        encoding="utf-8",
-                        errors="replace",
-                        bufsize=1,
-                        start_new_session=True,
-                        preexec_fn=die_with_parent,
-                    )
-                )
-            except BaseException as exc:
-                future.set_exception(exc)
-
-    def _worker_env(self) -> dict[str, str]:
-        env = dbt_environment({})
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env["PYTHONPATH"]])  # for `-m api.core.dbt_worker`
-        return env
-
-    def _ensure(self) -> subprocess.Popen[str]:
-        if self._proc is None or self._proc.poll() is not None:
-            future: Future[subprocess.Popen[str]] = Future()
-            self._spawns.put(future)
-            self._proc = future.result(timeout=60)
-        return self._proc
-
-    def stream(self, args: Sequence[str], env: Mapping[str, str], target_path: Path) -> Iterator[tuple[str, Any]]:
-        """Run one command; yields ("line", text), ("started", child pid) and last ("exit", code)."""
-        with self._lock:
-            proc = self._ensure()
-            assert proc.stdin is not None and proc.stdout is not None
-            try:
-                proc.stdin.write(json.dumps({"args": list(args), "env": dict(env), "target_path": str(target_path)}))
-                proc.stdin.write("\n")
-                proc.stdin.flush()
-            except OSError:
-                yield ("line", "the dbt worker is not running; it is started again for the next command")
-                yield ("exit", -signal.SIGKILL)
-                return
-            finished = False
-            try:
-                for raw in proc.stdout:
-                    if raw.startswith(CONTROL):
-                        message = json.loads(raw[len(CONTROL) :])
-                        if "exit" in message:
-                            finished = True
-                            yield ("exit", int(message["exit"]))
-                            return
-                        yield ("started", int(message["started"]))
-                    else:
-                        yield ("line", raw.rstrip("\n"))
-                finished = True
-                code = proc.wait()
-                yield ("line", f"the dbt worker died (exit code {code}); it is started again for the next command")
-                yield ("exit", -signal.SIGKILL)
-            finally:
-                if not finished:  # the caller gave up mid-command: the rest of its output would confuse the next
-                    self._kill()
-
-    def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-    def close(self) -> None:
-        """Stop the worker (its children die with it)."""
-        self._spawns.put(None)
-        self._kill()
 
 
 def _subprocess_stream(args: Sequence[str], env: Mapping[str, str]) -> Iterator[tuple[str, Any]]:
@@ -246,21 +130,24 @@ def run_dbt(
     on_start: Callable[[int], None] | None = None,
     echo: IO[str] | None = None,
     worker: DbtWorker | None = None,
+    debug_log: bool = True,
 ) -> DbtResult:
     """Run `dbt ARGS` to completion, in `worker` if given, else as a CLI process; write its messages to `log`
-    (and `echo`, if given).
+    (and `echo`, if given). `env` is what api/core/dbt/env.py's `dbt_env` gives. `debug_log=False`: no dbt
+    debug log file (`log` keeps every info-level line).
 
     Exit code 0 is success; 1 (handled failure, e.g. a failed test) and 2 (crash) are failures, and so is
     death by a signal (negative code)."""
     args = list(args)
     target_path.mkdir(parents=True, exist_ok=True)
-    full_env = dbt_environment(
+    full_env = process_env(
         {
             **env,
             "DBT_TARGET_PATH": str(target_path),
             "DBT_LOG_PATH": str(target_path / "logs"),
             "DBT_LOG_FORMAT": "json",
             "DBT_USE_COLORS": "false",
+            **({} if debug_log else {"DBT_LOG_LEVEL_FILE": "none"}),
         }
     )
 

@@ -1,5 +1,5 @@
 {#
-    Seeds on Postgres, loaded with COPY (profile type pgcopy, dbt_project/adapter/).
+    Seeds on Postgres, loaded with COPY (profile type pgcopy).
 
     The same steps as dbt's own seed materialization (create the table from the declared
     column_types, or truncate it; one transaction; grants, docs, indexes, hooks), except
@@ -10,6 +10,10 @@
     Declare column_types for every column (models/staging/_lab__seeds.yml): no rows are
     read for type inference, so an undeclared column is text. A failed COPY names the
     line and column, and rolls back with the old rows kept.
+
+    The result is recorded with store_raw_result, not dbt's noop_statement: noop_statement
+    would write the node's runtime SQL to target/run/<original_file_path>, and with an
+    absolute DBT_SEEDS_DIR that path is the CSV itself (dbt-core issue #7373).
 #}
 {% materialization seed, adapter='pgcopy' %}
 
@@ -41,9 +45,7 @@
         analyze {{ target_relation }}
     {% endcall %}
 
-    {% call noop_statement('main', 'COPY ' ~ rows_affected, 'COPY', rows_affected) %}
-        -- {{ rows_affected }} rows copied from {{ csv_path }}
-    {% endcall %}
+    {% do store_raw_result('main', message='COPY ' ~ rows_affected, code='COPY', rows_affected=rows_affected) %}
 
     {% set should_revoke = should_revoke(old_relation, full_refresh_mode) %}
     {% do apply_grants(target_relation, grant_config, should_revoke=should_revoke) %}

@@ -22,8 +22,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from api.core import runs
-from api.core.database import Database
+from api.core.db.database import Database
+from api.core.mart.contract import MART_SCHEMA, MART_TABLE
+from api.core.runs.lock import LockLost, holds_run_lock
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,7 @@ log = logging.getLogger(__name__)
 BUILD_SCHEMAS = ("raw", "staging", "intermediate", "marts")
 #: Every run builds into `raw__build`, ...: one suffix, so that one parsed dbt manifest serves every run.
 BUILD_SUFFIX = "__build"
-#: The table whose comment names the run that published it: "published by features-mart run <id>".
-MART_TABLE = "user_features"
+#: The comment of the mart table, naming the run that published it.
 PUBLISHED_BY = "published by features-mart run {run_id}"
 _LEFTOVER = re.compile(r"^(raw|staging|intermediate|marts)__(r\d+|build|retired_\w+)$")
 _RETIRED = re.compile(r"^(raw|staging|intermediate|marts)__retired_\w+$")
@@ -57,8 +57,8 @@ def publish(
     retired = f"__retired_{retired_tag or suffix.lstrip('_')}"
     with conn.transaction():
         conn.execute("set local lock_timeout = '60s'")
-        if not runs.holds_run_lock(conn):
-            raise runs.LockLost("cannot publish: this run does not hold the run lock (its connection was lost)")
+        if not holds_run_lock(conn):
+            raise LockLost("cannot publish: this run does not hold the run lock (its connection was lost)")
         existing = _existing(conn)
         missing = [s + suffix for s in BUILD_SCHEMAS if s + suffix not in existing]
         if missing:
@@ -76,7 +76,7 @@ def publish(
         if run_id is not None:
             conn.execute(
                 sql.SQL("comment on table {} is {}").format(
-                    sql.Identifier("marts", MART_TABLE), sql.Literal(PUBLISHED_BY.format(run_id=run_id))
+                    sql.Identifier(MART_SCHEMA, MART_TABLE), sql.Literal(PUBLISHED_BY.format(run_id=run_id))
                 )
             )
     return [s + retired for s in BUILD_SCHEMAS if s in existing]

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from api.core.dbt import DbtResult
+from api.core.dbt.invoke import DbtResult
 
 MAX_ROWS = 5
 _FAILED = ("error", "fail", "runtime error")

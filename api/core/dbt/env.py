@@ -1,0 +1,82 @@
+"""The environment dbt runs with. `dbt_env` is the one function that sets what dbt_project/ reads (the profile's
+connection, the engine, the input folder, the schema suffix, the threads); the job, the CLI (`scripts/dbt.sh`)
+and `scripts/test.sh` (`python -m api.cli env`, for sqlfluff's dbt templater) all take it from here.
+
+The one rule: dbt gets the database password in its environment (DBT_PGPASSWORD), never on a command line, and
+never sees secrets it does not need (DATABASE_URL, API_TOKEN).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from api.config import DBT_PROJECT_DIR, Settings
+from api.core.db.database import Database
+
+#: Session settings for dbt's connections: room to hash and sort a million rows in memory, and no JIT
+#: compilation (it costs more than it saves on queries of a few seconds). PGOPTIONS in the environment wins.
+DBT_SESSION_OPTIONS = "-c work_mem=128MB -c jit=off"
+#: Environment variables of ours that dbt must not see (secrets it does not need).
+HIDDEN_FROM_DBT = ("DATABASE_URL", "API_TOKEN")
+
+
+def session_options() -> str:
+    """The session settings (libpq's PGOPTIONS) of dbt's connections."""
+    return os.environ.get("PGOPTIONS", DBT_SESSION_OPTIONS)
+
+
+def profile_env(db: Database) -> dict[str, str]:
+    """The DBT_PG* variables that dbt_project/profiles.yml reads for `db`, and the session settings of dbt's
+    connections (PGOPTIONS, read by libpq)."""
+    p = db.params
+    return {
+        "PGOPTIONS": session_options(),
+        "DBT_PGHOST": p.get("host", "localhost"),
+        "DBT_PGPORT": p.get("port", "5432"),
+        "DBT_PGUSER": p.get("user", os.environ.get("USER", "postgres")),
+        "DBT_PGPASSWORD": p.get("password", ""),
+        "DBT_PGDATABASE": p.get("dbname", p.get("user", "postgres")),
+        "DBT_PGSSLMODE": p.get("sslmode", "prefer"),
+    }
+
+
+def spark_env(settings: Settings) -> dict[str, str]:
+    """dbt's settings for Spark (DBT_TARGET=spark; profiles.yml reads them)."""
+    return {
+        "DBT_SPARK_DIR": str(settings.state_dir / "spark"),
+        "SPARK_MASTER": settings.spark_master,
+        "SPARK_DRIVER_MEMORY": settings.spark_driver_memory,
+        "SPARK_SHUFFLE_PARTITIONS": str(settings.spark_shuffle_partitions),
+        "SPARK_UI_ENABLED": str(settings.spark_ui_enabled).lower(),
+    }
+
+
+def dbt_env(settings: Settings, db: Database | None, *, seeds_dir: Path | None, suffix: str) -> dict[str, str]:
+    """Every variable dbt_project/ reads, for `settings` on `db` (None: no Postgres, e.g. a read-only command
+    on Spark): the CSVs dbt seeds from `seeds_dir` (None: the project's default, the canonical seeds), schemas
+    named with `suffix` (macros/generate_schema_name.sql). DBT_SEEDS_DIR and DBT_SCHEMA_SUFFIX are fixed when
+    dbt parses the project."""
+    env = {
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+        "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
+        "DBT_TARGET": settings.dbt_target,
+        "DBT_SCHEMA_SUFFIX": suffix,
+        "DBT_THREADS": str(settings.dbt_threads),
+    }
+    if seeds_dir is not None:
+        env["DBT_SEEDS_DIR"] = str(seeds_dir)
+    if db is not None:
+        env.update(profile_env(db))
+    if settings.dbt_target == "spark":
+        env.update(spark_env(settings))
+    return env
+
+
+def process_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """The whole environment of a dbt process: ours, minus secrets dbt does not need, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in HIDDEN_FROM_DBT}
+    env.update(extra)
+    return env

@@ -1,0 +1,144 @@
+"""The job, as one ordered list of steps: validate and `dbt seed`, `dbt run`, `dbt test` into the build schemas,
+(on Spark: transfer the mart into Postgres), publish them, then `dbt docs generate`.
+
+The one rule: `STEPS` is the only list of the job's steps. Every other list of step names derives from it: the
+steps a run records (`step_names`), the API's schema (api/schemas.py), the metrics' order, the runs page (it
+shows the steps a run records). A step is a function of the run being executed (`StepContext`) and its log; it
+returns a `StepOutcome`. The execution (api/core/job/execution.py) runs them in order and stops at the first
+that fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import psycopg
+
+from api.config import Settings
+from api.core.db.database import Database
+from api.core.dbt.worker import NO_WRITE_JSON
+from api.core.job.files import install_docs
+from api.core.mart import publish, spark
+from api.core.seeds import DataError, prepare_seeds
+
+#: The API's test step runs the data tests. Unit tests check the models' logic, not the data: they run in
+#: scripts/test.sh and in `scripts/dbt.sh build`, as dbt Labs recommends, not on every rebuild.
+TEST_ARGS = ("test", "--exclude-resource-type", "unit_test", NO_WRITE_JSON)
+
+
+@dataclass
+class StepOutcome:
+    ok: bool
+    exit_code: int | None = None
+    error: str | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StepContext(Protocol):
+    """What a step may use of the run being executed."""
+
+    settings: Settings
+    db: Database
+    run_id: int
+    build_dir: Path
+    stop_requested: bool
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """The run's own connection, which holds the run lock."""
+
+    def dbt(self, args: Sequence[str], log_file: IO[str], step: str, *, docs: bool = False) -> StepOutcome:
+        """Run a dbt command for this run (`docs`: over the published schemas, into the docs target)."""
+
+
+def dbt_seed(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
+    publish.drop_build(ctx.conn, publish.BUILD_SUFFIX)  # whatever a dead run left there
+    log_file.write(f"preparing input files from {ctx.settings.data_dir}\n")
+    try:
+        prepared = prepare_seeds(ctx.settings.data_dir, ctx.build_dir / "seeds")
+    except DataError as exc:
+        log_file.write(f"{exc}\n")
+        return StepOutcome(ok=False, error=f"the input data was rejected, nothing was loaded:\n{exc}")
+    log_file.write(f"input ok: {prepared.row_counts}\n")
+    if ctx.stop_requested:  # cancelled while the input was being validated
+        return StepOutcome(ok=False, error="stopped before dbt seed")
+    return ctx.dbt(["seed", NO_WRITE_JSON], log_file, "seed")
+
+
+def dbt_run(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
+    return ctx.dbt(["run", NO_WRITE_JSON], log_file, "run")
+
+
+def dbt_test(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
+    return ctx.dbt(TEST_ARGS, log_file, "test")
+
+
+def transfer(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
+    """Spark writes the tested mart as CSV files, Postgres COPYs them into the build schema
+    (api/core/mart/spark.py)."""
+    export_dir = ctx.build_dir / "mart-export"
+    outcome = ctx.dbt(spark.export_args(export_dir), log_file, "transfer")
+    if outcome.ok:
+        rows = spark.load_into_postgres(ctx.conn, export_dir, publish.BUILD_SUFFIX)
+        shutil.rmtree(export_dir, ignore_errors=True)
+        log_file.write(f"copied {rows} mart rows from Spark into marts{publish.BUILD_SUFFIX}\n")
+    return outcome
+
+
+def publish_build(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
+    publish.publish(ctx.conn, publish.BUILD_SUFFIX, f"r{ctx.run_id}", run_id=ctx.run_id)
+    log_file.write(f"published schemas {', '.join(publish.BUILD_SCHEMAS)} from run {ctx.run_id}\n")
+    publish.drop_retired_later(ctx.db)  # never inline: a reader may still be in the old mart
+    return StepOutcome(ok=True)
+
+
+def dbt_docs(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
+    outcome = ctx.dbt(["docs", "generate"], log_file, "docs", docs=True)
+    if outcome.ok:
+        install_docs(ctx.settings, ctx.run_id, ctx.build_dir / "docs")
+    return outcome
+
+
+ALL_ENGINES = frozenset({"default", "spark"})
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[StepContext, IO[str]], StepOutcome]
+    description: str
+    engines: frozenset[str] = ALL_ENGINES  # the DBT_TARGET values whose runs have this step
+
+
+STEPS: tuple[Step, ...] = (
+    Step("seed", dbt_seed, "validate the CSVs and `dbt seed`"),
+    Step("run", dbt_run, "`dbt run`"),
+    Step("test", dbt_test, "`dbt test`"),
+    Step("transfer", transfer, "copy the tested mart from Spark into Postgres", frozenset({"spark"})),
+    Step("publish", publish_build, "swap the run's schemas in"),
+    Step("docs", dbt_docs, "`dbt docs generate`"),
+)
+#: Every step name, in the job's order.
+STEP_NAMES = tuple(step.name for step in STEPS)
+
+
+def steps_for(target: str) -> tuple[Step, ...]:
+    """The steps of a run on this engine (DBT_TARGET)."""
+    return tuple(step for step in STEPS if target in step.engines)
+
+
+def step_names(target: str) -> tuple[str, ...]:
+    return tuple(step.name for step in steps_for(target))
+
+
+def described() -> str:
+    """Every step and what it does, in one line (the API's schema)."""
+    parts = []
+    for step in STEPS:
+        only = "" if step.engines == ALL_ENGINES else f" (DBT_TARGET={'/'.join(sorted(step.engines))} only)"
+        parts.append(f"{step.name}{only}: {step.description}")
+    return "; ".join(parts)

@@ -1,0 +1,40 @@
+"""dbt's environment (api/core/dbt/env.py): one function for the job, the CLI and scripts/test.sh."""
+
+from __future__ import annotations
+
+from api.config import DBT_PROJECT_DIR, Settings
+from api.core.db.database import Database
+from api.core.dbt.env import dbt_env, process_env
+from api.core.job.execution import build_env
+
+
+def test_dbt_env_selects_the_engine(tmp_path):
+    db = Database("postgresql://u:p@h:5/d")
+    postgres = dbt_env(Settings(state_dir=tmp_path), db, seeds_dir=None, suffix="__b")
+    assert not [k for k in postgres if k.startswith(("SPARK_", "DBT_SPARK"))], "no Spark settings on Postgres"
+    assert postgres["DBT_TARGET"] == "default" and postgres["DBT_SCHEMA_SUFFIX"] == "__b"
+    spark = Settings(state_dir=tmp_path, dbt_target="spark", spark_master="spark://h:7077")
+    env = dbt_env(spark, db, seeds_dir=tmp_path / "seeds", suffix="")
+    assert env["DBT_TARGET"] == "spark" and env["SPARK_MASTER"] == "spark://h:7077"
+    assert env["DBT_SPARK_DIR"] == str(tmp_path / "spark"), "the warehouse lives under STATE_DIR"
+    assert build_env(spark, db)["DBT_SCHEMA_SUFFIX"] == "", "Spark builds in place; the swap happens in Postgres"
+    assert build_env(Settings(state_dir=tmp_path), db)["DBT_SCHEMA_SUFFIX"] == "__build"
+
+
+def test_dbt_env_holds_what_the_project_reads(tmp_path):
+    db = Database("postgresql://mart:s3cret@db.example:6543/features?sslmode=require")
+    env = dbt_env(Settings(state_dir=tmp_path, dbt_threads=7), db, seeds_dir=tmp_path / "in", suffix="__dev")
+    assert env["DBT_PGHOST"] == "db.example" and env["DBT_PGPORT"] == "6543"
+    assert env["DBT_PGUSER"] == "mart" and env["DBT_PGPASSWORD"] == "s3cret"
+    assert env["DBT_PGDATABASE"] == "features" and env["DBT_PGSSLMODE"] == "require"
+    assert env["DBT_SEEDS_DIR"] == str(tmp_path / "in") and env["DBT_THREADS"] == "7"
+    assert env["DBT_PROFILES_DIR"] == env["DBT_PROJECT_DIR"] == str(DBT_PROJECT_DIR)
+    assert env["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"
+    assert "DBT_SEEDS_DIR" not in dbt_env(Settings(state_dir=tmp_path), db, seeds_dir=None, suffix="")
+
+
+def test_secrets_dbt_does_not_need_stay_out_of_its_process(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:secret@h/d")
+    monkeypatch.setenv("API_TOKEN", "t" * 40)
+    env = process_env({"DBT_PGPASSWORD": "p"})
+    assert "DATABASE_URL" not in env and "API_TOKEN" not in env and env["DBT_PGPASSWORD"] == "p"
