@@ -14,135 +14,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import http.client
-import json
 import os
-import random
 import resource
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
-
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.config import REPO_ROOT, Settings
-from api.core import runs
-from api.core.database import Database, free_port, open_database
-from api.core.dbt import run_dbt
-from api.core.jobs import JobRunner, build_dir
+from api.core.db.database import Database, open_database
+from api.core.db.embedded import free_port
+from api.core.dbt.env import dbt_env, session_options
+from api.core.dbt.invoke import run_dbt
 from api.core.seeds import prepare_seeds
 from scripts import benchmark_spark
+from scripts.benchmark_common import RssSampler, api_runs, count_rows, generate, measure, median, validation
 
 CANONICAL = REPO_ROOT / "seeds"
-
-
-# --------------------------------------------------------------------------- data
-
-
-def generate(dest: Path, users: int, experiments: int, compounds: int, seed: int = 1) -> None:
-    """A random, valid data set: 1-4 compound ids per experiment (duplicates possible), streamed to disk."""
-    rng = random.Random(seed)
-    dest.mkdir(parents=True, exist_ok=True)
-    with open(dest / "users.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["user_id", "name", "email", "signup_date"])
-        for u in range(1, users + 1):
-            w.writerow([u, f"User {u}", f"u{u}@example.com", f"2024-{u % 12 + 1:02d}-{u % 28 + 1:02d}"])
-    with open(dest / "user_experiments.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["experiment_id", "user_id", "experiment_compound_ids", "experiment_run_time"])
-        for e in range(1, experiments + 1):
-            ids = ";".join(str(rng.randint(1, compounds)) for _ in range(rng.randint(1, 4)))
-            w.writerow([e, rng.randint(1, users), ids, rng.randint(0, 500)])
-    with open(dest / "compounds.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["compound_id", "compound_name", "compound_structure"])
-        for c in range(1, compounds + 1):
-            w.writerow([c, f"Compound {c}", f"C{c}H{c * 2}O"])
-
-
-def count_rows(folder: Path) -> dict[str, int]:
-    counts = {}
-    for name in ("users", "user_experiments", "compounds"):
-        with open(folder / f"{name}.csv", "rb") as fh:
-            counts[name] = sum(1 for _ in fh) - 1
-    return counts
-
-
-# --------------------------------------------------------------------------- memory
-
-
-class RssSampler:
-    """Samples the RSS of this process and of every descendant, by role, every 50 ms: the peak of each. The
-    sampling runs in a process of its own (`--sample-rss`), so that it takes no time from the processes it
-    measures (psutil walks /proc: in a thread of the API process it would slow the run it measures)."""
-
-    def __init__(self) -> None:
-        self.peaks: dict[str, float] = {}
-        self._out = Path(tempfile.mkstemp(prefix="features-mart-rss-", suffix=".json")[1])
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @staticmethod
-    def role(proc: psutil.Process) -> str | None:
-        try:
-            cmd = " ".join(proc.cmdline())
-        except (psutil.Error, OSError):
-            return None
-        if "dbt-worker" in cmd or "api.core.dbt_worker" in cmd:
-            return "dbt worker (warm, idle)"
-        if cmd.startswith("dbt "):
-            return f"dbt {cmd.split()[1]} (worker child)"
-        if "/bin/dbt " in cmd:
-            return f"dbt {cmd.split('/bin/dbt ', 1)[1].split()[0]} (CLI process)"
-        if "api.cli serve" in cmd:
-            return "API server process (load figure)"
-        return None
-
-    @classmethod
-    def sample(cls, pid: int, out: Path) -> int:
-        """The sampler process: watch `pid` and its descendants until SIGTERM, then write the peaks to `out`."""
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        peaks: dict[str, float] = {}
-        root = psutil.Process(pid)
-
-        def note(role: str, proc: psutil.Process) -> None:
-            with contextlib.suppress(psutil.Error, OSError):
-                peaks[role] = max(peaks.get(role, 0.0), proc.memory_info().rss / 2**20)
-
-        while not stop.wait(0.05):
-            note("API process (validates, drives the run)", root)
-            with contextlib.suppress(psutil.Error):
-                for child in root.children(recursive=True):
-                    role = cls.role(child)
-                    if role:
-                        note(role, child)
-        out.write_text(json.dumps(peaks))
-        return 0
-
-    def __enter__(self) -> RssSampler:
-        self._proc = subprocess.Popen([sys.executable, __file__, "--sample-rss", str(os.getpid()), str(self._out)])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._proc is not None
-        self._proc.terminate()
-        self._proc.wait(timeout=30)
-        with contextlib.suppress(OSError, ValueError):
-            self.peaks = json.loads(self._out.read_text())
-        self._out.unlink(missing_ok=True)
+ENGINES = ("postgres", "spark")
 
 
 # --------------------------------------------------------------------------- the reference points
@@ -154,7 +50,7 @@ def card_chain(db: Database, data: Path, scratch: Path, fresh_target: bool = Fal
     each process parses the whole project (as the job ran dbt before the warm worker)."""
     seeds = scratch / "seeds"
     prepare_seeds(data, seeds)
-    env = {**db.dbt_env(), "DBT_SEEDS_DIR": str(seeds), "DBT_SCHEMA_SUFFIX": "__card", "DBT_THREADS": "4"}
+    env = dbt_env(Settings(dbt_threads=4, dbt_target="default"), db, seeds_dir=seeds, suffix="__card")
     t0 = time.perf_counter()
     with open(scratch / "card.log", "a") as log:
         for command in ("seed", "run", "test"):
@@ -219,7 +115,7 @@ FLOOR_CHECKS = [
 def floor(db: Database, data: Path) -> float:
     """COPY the three files, compute the mart in one statement, run the key checks: one session, with the
     session settings dbt's connections get (DBT_SESSION_OPTIONS)."""
-    with db.connect(options=db.dbt_env()["PGOPTIONS"]) as conn:
+    with db.connect(options=session_options()) as conn:
         conn.execute("drop schema if exists floor cascade")
         t0 = time.perf_counter()
         conn.execute("create schema floor")
@@ -243,81 +139,12 @@ def floor(db: Database, data: Path) -> float:
     return took
 
 
-# --------------------------------------------------------------------------- the API's runs
-
-
-def seconds(start: str | None, end: str | None) -> float:
-    if not start or not end:
-        return 0.0
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
-def api_run(runner: JobRunner, db: Database) -> dict:
-    t0 = time.perf_counter()
-    run_id = runner.trigger({"source": "benchmark"})
-    runner.wait(run_id)
-    whole = time.perf_counter() - t0
-    run = runs.get_run(db, run_id)
-    if run["status"] != "success":
-        raise SystemExit(f"run {run_id} {run['status']}: {run['error']}")
-    steps = {s["name"]: seconds(s["started_at"], s["finished_at"]) for s in run["steps"]}
-    publish = next(s for s in run["steps"] if s["name"] == "publish")
-    created = run["created_at"].isoformat()
-    return {
-        "published": seconds(created, publish["finished_at"]),
-        "whole": whole,
-        "docs_after_publish": steps["docs"],
-        **steps,
-    }
-
-
-def wait_warm(runner: JobRunner, timeout: float = 120) -> float:
-    """Wait until the worker has parsed the project for builds and docs (start-up, before the first trigger)."""
-    t0 = time.perf_counter()
-    warm = build_dir(runner.settings) / "docs" / "manifest.json"
-    while not warm.exists() and time.perf_counter() - t0 < timeout:
-        time.sleep(0.05)
-    return time.perf_counter() - t0
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def describe(values: list[float]) -> str:
-    return f"{median(values):7.2f} s  (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
-
-
-def measure(label: str, fn: Callable[[], float], rounds: int) -> list[float]:
-    values = [fn() for _ in range(rounds)]
-    print(f"  {label:<44} {describe(values)}", flush=True)
-    return values
-
-
-def api_section(runner: JobRunner, db: Database, rounds: int) -> list[dict]:
-    results = [api_run(runner, db) for _ in range(rounds)]
-    for key, label in (
-        ("published", "API: trigger -> published"),
-        ("seed", "  step seed (validate + dbt seed)"),
-        ("run", "  step run"),
-        ("test", "  step test"),
-        ("publish", "  step publish"),
-        ("docs_after_publish", "API: docs served, after publish"),
-    ):
-        print(f"  {label:<44} {describe([r[key] for r in results])}", flush=True)
-    return results
-
-
 def section(
     title: str, db: Database, data: Path, scratch: Path, rounds: int, reference: str
 ) -> tuple[float, float, list[dict]]:
     counts = count_rows(data)
     print(f"\n== {title}: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()), flush=True)
-    t0 = time.perf_counter()
-    prepare_seeds(data, scratch / "validated")
-    took = time.perf_counter() - t0
-    rows = sum(counts.values())
-    print(f"  {'validate + normalise (in the API process)':<44} {took:7.2f} s  ({rows / took:,.0f} rows/s)")
+    validation(data, scratch / "validated", counts)
     if reference == "none":
         ref = [float("nan")]
     elif reference == "card":
@@ -327,15 +154,8 @@ def section(
         ref = measure("card chain: dbt seed, dbt run, dbt test (CLI)", lambda: card_chain(db, data, scratch), rounds)
     else:
         ref = measure("floor: COPY + one SQL statement + key checks", lambda: floor(db, data), rounds)
-    state = scratch / "state"
-    settings = Settings(data_dir=data, state_dir=state, dbt_threads=4).resolved()
-    runner = JobRunner(settings, db)
-    runner.startup()
-    print(f"  {'API start-up: dbt worker warm (import, parse)':<44} {wait_warm(runner):7.2f} s")
-    try:
-        results = api_section(runner, db, rounds)
-    finally:
-        runner.shutdown()
+    settings = Settings(data_dir=data, state_dir=scratch / "state", dbt_threads=4).resolved()
+    results = api_runs(settings, db, rounds)
     api = median([r["published"] for r in results])
     name = "card chain" if reference == "card" else "floor"
     if reference != "none":
@@ -433,22 +253,34 @@ def load_section(db: Database, data: Path, scratch: Path, rate: int, duration: f
     print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms  (goal: p99 < 20 ms, 0 errors)")
 
 
-def main() -> int:
-    if sys.argv[1:2] == ["--sample-rss"]:
-        return RssSampler.sample(int(sys.argv[2]), Path(sys.argv[3]))
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--experiments", type=int, default=1_000_000)
-    parser.add_argument("--compounds", type=int, default=5_000)
+def arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/benchmark.sh",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--users", type=int, default=100_000, help="users of the generated data set")
+    parser.add_argument("--experiments", type=int, default=1_000_000, help="experiments of the generated data set")
+    parser.add_argument("--compounds", type=int, default=5_000, help="compounds of the generated data set")
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each figure (median reported)")
-    parser.add_argument("--skip-canonical", action="store_true")
-    parser.add_argument("--skip-generated", action="store_true")
-    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--skip-canonical", action="store_true", help="no canonical-data section")
+    parser.add_argument("--skip-generated", action="store_true", help="no generated-data section")
+    parser.add_argument("--skip-load", action="store_true", help="no load figure")
     parser.add_argument("--skip-floor", action="store_true", help="generated data: no floor (memory checks at 10M)")
     parser.add_argument("--load-rate", type=int, default=200, help="requests/s of the load figure")
-    parser.add_argument("--load-seconds", type=float, default=30)
-    benchmark_spark.add_arguments(parser)
-    args = parser.parse_args()
+    parser.add_argument("--load-seconds", type=float, default=30, help="duration of the load figure")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="postgres",
+        help="where dbt builds: postgres, or spark (the generated-data section only; needs "
+        "scripts/bootstrap.sh --spark and Java)",
+    )
+    return parser
+
+
+def main() -> int:
+    args = arguments().parse_args()
     if args.engine == "spark":
         return benchmark_spark.main(args)
     settings = Settings()
@@ -478,9 +310,7 @@ def main() -> int:
             print(f"  {label:<52} {api:6.2f} s / {ref:6.2f} s = {api / ref:.2f}")
         else:
             print(f"  {label:<52} {api:6.2f} s (no reference measured)")
-    print("\n== peak RSS by process (sampled every 50 ms)")
-    for role, peak in sorted(sampler.peaks.items()):
-        print(f"  {role:<52} {peak:7.0f} MiB")
+    sampler.print_peaks()
     self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"  {'API process, exact peak (getrusage)':<52} {self_peak:7.0f} MiB")

@@ -2,7 +2,8 @@
 # Measure the job on a generated data set and print figures: validation throughput, the time of each step
 # of a full run (seed, run, test, publish, docs), rows per second, peak memory. Uses a throwaway embedded
 # Postgres (or DATABASE_URL) and a temporary STATE_DIR; your .state/ and data are not touched.
-# Usage: scripts/benchmark.sh [--users N] [--experiments N] [--compounds N]   (defaults 2000 / 6000 / 50)
+# Usage: scripts/benchmark.sh [--users N] [--experiments N] [--compounds N] [--rounds N] [--engine spark] ...
+#   (defaults 100000 / 1000000 / 5000, 3 rounds; scripts/benchmark.sh --help lists every option and default)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/_setup.sh
