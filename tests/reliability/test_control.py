@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
-from api.core import runs
+from api.core.runs import history
 from api.main import create_app
 from tests.conftest import LOCAL, wait_for_run, wait_until
 from tests.datasets import set_cell
@@ -31,11 +31,15 @@ pytestmark = pytest.mark.slow
 
 #: A table dbt reads early in the run step: holding a lock on it keeps dbt waiting mid-statement.
 BLOCKED_TABLE = "raw__build.users"
+#: What the API logs when dbt ignored SIGINT for the whole grace period and was killed.
+ESCALATED = "did not stop within"
+#: What uvicorn logs when an open request outlived its graceful shutdown.
+GRACE_EXCEEDED = "timeout graceful shutdown exceeded"
 
 
 def active_run(db) -> int | None:
-    rows, _ = runs.list_runs(db, 1, 0)
-    return rows[0]["run_id"] if rows and rows[0]["status"] in runs.ACTIVE else None
+    rows, _ = history.list_runs(db, 1, 0)
+    return rows[0]["run_id"] if rows and rows[0]["status"] in history.ACTIVE else None
 
 
 def dbt_queries(db) -> int:
@@ -54,14 +58,13 @@ def test_cancel_from_another_api_process_stops_dbt_and_keeps_the_mart(serve, set
     run_id = trigger(runner_api.client)
     with dbt_blocked_on(database, run_id, "run", BLOCKED_TABLE) as pid:
         serve.watch_dbt(pid)
-        asked = time.monotonic()
         response = other_api.client.post(f"/runs/{run_id}/cancel")
         assert response.status_code == 202, response.text
         assert response.json()["cancel_requested_at"] is not None
-        wait_until(lambda: not pid_alive(pid), 15, "dbt, stuck on a lock, to stop on the cancel")
-    run = wait_for_run(other_api.client, run_id, timeout=30)
-    took = time.monotonic() - asked
-    assert took < 15, f"the cancel took {took:.1f} s"
+        wait_until(lambda: not pid_alive(pid), 60, "dbt, stuck on a lock, to stop on the cancel")
+    run = wait_for_run(other_api.client, run_id, timeout=60)
+    # SIGINT alone stopped it: the SIGKILL that follows a grace period (api/core/job/control.py) never came
+    assert ESCALATED not in runner_api.log_tail(200_000), runner_api.log_tail()
     assert run["status"] == "cancelled", run
     assert run["error"].startswith("cancelled by API request from 127.0.0.1"), run["error"]
     assert [s["status"] for s in run["steps"]] == ["success", "failed", "skipped", "skipped", "skipped"]
@@ -78,9 +81,14 @@ def test_cancel_from_another_api_process_stops_dbt_and_keeps_the_mart(serve, set
 def test_run_timeout_cancels_the_run(settings, database):
     publish_quickly(settings)
     published = dump_published(database)
-    # One second: less than seed + run + test take together on any machine, so the run is cancelled mid-way.
-    with TestClient(create_app(settings.model_copy(update={"run_timeout": 1})), base_url=LOCAL) as client:
-        run = wait_for_run(client, trigger(client), timeout=30)
+    # A reader holds an audit table that the test step must replace: the run cannot end before RUN_TIMEOUT,
+    # however fast the machine, so it is cancelled mid-way.
+    with database.connect(autocommit=False) as reader:
+        audit = reader.execute("select tablename from pg_tables where schemaname = 'audit' limit 1").fetchone()
+        assert audit, "dbt build keeps its tests' failing rows in audit tables"
+        reader.execute(sql.SQL("select * from {} limit 1").format(sql.Identifier("audit", audit[0])))
+        with TestClient(create_app(settings.model_copy(update={"run_timeout": 1})), base_url=LOCAL) as client:
+            run = wait_for_run(client, trigger(client), timeout=120)
     assert run["status"] == "cancelled", run
     assert run["error"].startswith("timed out after 1 s (RUN_TIMEOUT)"), run["error"]
     assert [s["status"] for s in run["steps"]][-2:] == ["skipped", "skipped"], "nothing was published"
@@ -105,12 +113,11 @@ def test_sigterm_during_a_waiting_request_stops_and_records_the_run(serve, setti
     run_id = wait_until(lambda: active_run(database), 30, "the run to start")
     with dbt_blocked_on(database, run_id, "run", BLOCKED_TABLE) as pid:
         serve.watch_dbt(pid)
-        sent = time.monotonic()
         os.kill(api.proc.pid, signal.SIGTERM)
-        api.proc.wait(timeout=20)
-        took = time.monotonic() - sent
-    waiter.join(timeout=30)
-    assert took < 15, f"the API took {took:.1f} s to stop"
+        api.proc.wait(timeout=60)
+    waiter.join(timeout=60)
+    # it stopped the run at once, not after uvicorn gave up waiting for the open request
+    assert GRACE_EXCEEDED not in api.log_tail(200_000), api.log_tail()
     assert not pid_alive(pid)
     row = run_row(database, run_id)
     assert row["status"] == "failed" and row["error"].startswith("interrupted: the API was stopped"), row
