@@ -10,8 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from api.core import seeds
-from api.core.seeds import MAX_PROBLEMS, SEED_FILES, DataError, PreparedSeeds, Problem, prepare_seeds
+from api.core.seeds import (
+    MAX_PROBLEMS,
+    SEED_FILES,
+    DataError,
+    PreparedSeeds,
+    Problem,
+    fast,
+    prepare_seeds,
+    reader,
+    records,
+    scan,
+)
 from tests.datasets import (
     CANONICAL_DIR,
     CANONICAL_ROW_COUNTS,
@@ -476,7 +486,7 @@ def test_unterminated_quote_in_a_big_file_is_found_without_holding_the_rest(tmp_
 
 
 def test_a_record_longer_than_the_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(seeds, "MAX_RECORD_CHARS", 1000)
+    monkeypatch.setattr(records, "MAX_RECORD_CHARS", 1000)
     data = copy_canonical(tmp_path / "data")
     long_name = '"' + "\n".join(["x" * 99] * 12) + '"'
     set_cell(COMPOUNDS, 3, "compound_name", long_name)(data)
@@ -541,9 +551,9 @@ def test_tiny_chunks_and_blocks_change_nothing(
     variant: str, tmp_path: Path, canonical_output: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Chunk and block edges fall everywhere, also inside quoted values and CRLF pairs."""
-    monkeypatch.setattr(seeds, "CHUNK_CHARS", 3)
-    monkeypatch.setattr(seeds, "SMALL_BLOCK", 1)
-    monkeypatch.setattr(seeds, "FAN_OUT", 2)
+    monkeypatch.setattr(reader, "CHUNK_CHARS", 3)
+    monkeypatch.setattr(scan, "SMALL_BLOCK", 1)
+    monkeypatch.setattr(scan, "FAN_OUT", 2)
     data = copy_canonical(tmp_path / "data")
     MESSY[variant](data)
     prepare_seeds(data, tmp_path / "out")
@@ -556,8 +566,8 @@ def test_tiny_chunks_report_the_same_problems(variant: str, tmp_path: Path, monk
     data = copy_canonical(tmp_path / "data")
     mutation(data)
     expected = str(_error(data, tmp_path / "out"))
-    monkeypatch.setattr(seeds, "CHUNK_CHARS", 2)
-    monkeypatch.setattr(seeds, "SMALL_BLOCK", 1)
+    monkeypatch.setattr(reader, "CHUNK_CHARS", 2)
+    monkeypatch.setattr(scan, "SMALL_BLOCK", 1)
     assert str(_error(data, tmp_path / "out")) == expected
 
 
@@ -577,11 +587,11 @@ def test_fast_path_writes_what_the_careful_path_writes(
             with (data / name).open("w", encoding="utf-8", newline="") as stream:
                 csv.writer(stream, lineterminator="\n").writerows(rows)
     fast = prepare_seeds(data, tmp_path / "fast")
-    monkeypatch.setattr(seeds._Scan, "_fast", lambda self, lines: False)
+    monkeypatch.setattr(scan._Scan, "_fast", lambda self, lines: False)
     careful = prepare_seeds(data, tmp_path / "careful")
     assert fast.row_counts == careful.row_counts == {"users": 300, "user_experiments": 2000, "compounds": 40}
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "careful")
 
 
 def test_whitespace_trimmed_by_the_block_path_is_what_strip_trims() -> None:
-    assert "".join(c for c in map(chr, range(0x110000)) if c.isspace() and c != "\n") == seeds._SPACES_BUT_LF
+    assert "".join(c for c in map(chr, range(0x110000)) if c.isspace() and c != "\n") == fast._SPACES_BUT_LF
