@@ -572,9 +572,7 @@ def test_tiny_chunks_report_the_same_problems(variant: str, tmp_path: Path, monk
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_fast_path_writes_what_the_careful_path_writes(
-    seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fast_path_writes_what_the_careful_path_writes(seed: int, tmp_path: Path) -> None:
     """Blocks of ordinary lines are copied as they are; checking every row one by one must give
     the same bytes (columns reordered for odd seeds)."""
     from tests.datasets import random_dataset
@@ -587,8 +585,7 @@ def test_fast_path_writes_what_the_careful_path_writes(
             with (data / name).open("w", encoding="utf-8", newline="") as stream:
                 csv.writer(stream, lineterminator="\n").writerows(rows)
     fast = prepare_seeds(data, tmp_path / "fast")
-    monkeypatch.setattr(scan._Scan, "_fast", lambda self, lines: False)
-    careful = prepare_seeds(data, tmp_path / "careful")
+    careful = prepare_seeds(data, tmp_path / "careful", careful=True)
     assert fast.row_counts == careful.row_counts == {"users": 300, "user_experiments": 2000, "compounds": 40}
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "careful")
 

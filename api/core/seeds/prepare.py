@@ -31,7 +31,7 @@ class PreparedSeeds:
 
 
 def _scan_file(
-    data_dir: Path, name: str, loaded: dict[str, _Loaded], output: _Output
+    data_dir: Path, name: str, loaded: dict[str, _Loaded], output: _Output, careful: bool
 ) -> tuple[list[Problem], int, _Loaded | None]:
     """Read one file once (twice when it has duplicated keys): its problems (kept, count) and,
     when its structure and header were fine, what the other files need to know about it."""
@@ -57,7 +57,7 @@ def _scan_file(
         if start in (b"\xff\xfe", b"\xfe\xff"):
             fail.add("the file is saved as UTF-16; save it as UTF-8 (CSV UTF-8) instead", line=1)
             return list(fail.kept), fail.count, None
-        scan = _Scan(name, _Source(stream), loaded, output, output.open(name))
+        scan = _Scan(name, _Source(stream), loaded, output, output.open(name), careful=careful)
         try:
             scan.run()
         except UnicodeDecodeError:
@@ -76,7 +76,7 @@ def _scan_file(
     first_lines: dict[int, int] = {}
     if duplicates:
         with path.open(encoding="utf-8-sig", newline=None) as stream:
-            again = _Scan(name, _Source(stream), loaded, None, None, locate=BitMap(duplicates))
+            again = _Scan(name, _Source(stream), loaded, None, None, locate=BitMap(duplicates), careful=careful)
             again.run()
         first_lines = again.first_lines
     problems = [
@@ -93,11 +93,13 @@ def _reading_order() -> list[str]:
     return sorted(SEED_FILES, key=lambda name: name not in referenced)
 
 
-def prepare_seeds(data_dir: Path, out_dir: Path) -> PreparedSeeds:
+def prepare_seeds(data_dir: Path, out_dir: Path, *, careful: bool = False) -> PreparedSeeds:
     """Validate the three CSVs in ``data_dir`` and write clean copies into ``out_dir``.
 
     Raises DataError listing every problem (nothing is written then) and ValueError when
-    ``out_dir`` is ``data_dir`` (the user's files are never modified).
+    ``out_dir`` is ``data_dir`` (the user's files are never modified). ``careful=True`` reads
+    and checks every record one by one, never a block at a time: slower, with the same result
+    (for tests).
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if out_dir.resolve() == data_dir.resolve():
@@ -110,7 +112,7 @@ def prepare_seeds(data_dir: Path, out_dir: Path) -> PreparedSeeds:
         total = 0
         loaded: dict[str, _Loaded] = {}
         for name in _reading_order():
-            kept[name], count, state = _scan_file(data_dir, name, loaded, output)
+            kept[name], count, state = _scan_file(data_dir, name, loaded, output, careful)
             total += count
             if state is not None:
                 loaded[name] = state

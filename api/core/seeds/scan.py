@@ -12,7 +12,7 @@ How it is fast: runs of lines that are records of their own (no quotes, or quote
 whole values) go to the fast path a block at a time, as they are or tidied; a block it rejects is
 split into ``FAN_OUT`` parts until blocks of at most ``SMALL_BLOCK`` lines go one by one through
 the careful path, which gives every message. Other records (a quoted comma, newline or doubled
-quote) always take the careful path.
+quote) always take the careful path; with ``careful`` set, every record does.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ is still checked); structure broken (only further structure problems are collect
 class _Scan:
     """One pass over one file. In the normal pass it checks every record, collects problems and
     writes the clean rows to ``stream``; with ``locate`` set it only finds the first line of
-    each key in ``locate`` (the duplicated ones), for the messages."""
+    each key in ``locate`` (the duplicated ones), for the messages. With ``careful``, every
+    record is read and checked one by one (the fast path is never used)."""
 
     def __init__(
         self,
@@ -55,6 +56,8 @@ class _Scan:
         output: _Output | None,
         stream: IO[str] | None,
         locate: BitMap | None = None,
+        *,
+        careful: bool = False,
     ) -> None:
         self.name = name
         self.src = source
@@ -63,6 +66,7 @@ class _Scan:
         self.stream = stream
         self.writer = csv.writer(stream, lineterminator="\n") if stream is not None else None
         self.locate = locate
+        self.careful = careful
         self.first_lines: dict[int, int] = {}
         self.field_limit = csv.field_size_limit()
         self.columns = SEED_FILES[name]
@@ -85,10 +89,11 @@ class _Scan:
 
     def run(self) -> None:
         src = self.src
+        careful = self.careful
         while src.fill():
             if self.locate is not None and len(self.first_lines) == len(self.locate):
                 return
-            if self.mode == _HEADER:
+            if careful or self.mode == _HEADER:
                 number = src.base + src.i
                 src.i += 1
                 self._one(src.lines[src.i - 1], number)
