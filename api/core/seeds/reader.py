@@ -53,9 +53,9 @@ class _Source:
         self.i += 1
         return self.lines[self.i - 1]
 
-    def _read(self, size: int = CHUNK_CHARS) -> str:
+    def _read(self) -> str:
         try:
-            return self.stream.read(size)
+            return self.stream.read(CHUNK_CHARS)  # (looked up here, so that tests can make it tiny)
         except OSError as err:
             raise _ReadError(err.strerror or str(err)) from err
 
