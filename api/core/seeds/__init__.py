@@ -55,10 +55,10 @@ The parts, each keeping one rule:
 
 from __future__ import annotations
 
-from .prepare import PreparedSeeds, prepare_seeds
-from .problems import MAX_PROBLEMS, DataError, Problem
-from .records import MAX_RECORD_CHARS
-from .schema import SEED_FILES, Column
+from api.core.seeds.prepare import PreparedSeeds, prepare_seeds
+from api.core.seeds.problems import MAX_PROBLEMS, DataError, Problem
+from api.core.seeds.records import MAX_RECORD_CHARS
+from api.core.seeds.schema import SEED_FILES, Column
 
 __all__ = [
     "MAX_PROBLEMS",

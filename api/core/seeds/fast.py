@@ -1,10 +1,10 @@
 """The fast path: a block of ordinary lines checked all at once, with string methods that run in C.
 
 Ordinary lines are records of their own: no quotes, or quotes only around whole values that hold
-no quote or comma (``_SIMPLY_QUOTED``). ``_tidy`` turns such lines into what the careful path
+no quote or comma (``SIMPLY_QUOTED``). ``tidied`` turns such lines into what the careful path
 reads (quotes and whitespace around values removed, blank lines dropped).
 
-The rule it keeps: it only accepts or rejects. ``_fast_block`` accepts a block only when every
+The rule it keeps: it only accepts or rejects. ``fast_block`` accepts a block only when every
 value is right and already in normal form, no key repeats and no reference dangles, so that
 the careful path would write exactly the same rows; it then returns what the scan applies (rows
 counted, the keys seen, the text to write, the dates learned). Otherwise it returns None and the
@@ -19,26 +19,26 @@ from typing import NamedTuple
 
 from pyroaring import BitMap
 
-from .schema import _Spec
-from .values import ID_MASK, _check_value, _plain_ids, _plain_numbers
+from api.core.seeds.schema import Spec
+from api.core.seeds.values import ID_MASK, check_value, plain_ids, plain_numbers
 
-_SIMPLY_QUOTED = re.compile(r'(?:[ \t]*"[^",\n]*"[ \t]*|[^",\n]*)(?:,(?:[ \t]*"[^",\n]*"[ \t]*|[^",\n]*))*')
+SIMPLY_QUOTED = re.compile(r'(?:[ \t]*"[^",\n]*"[ \t]*|[^",\n]*)(?:,(?:[ \t]*"[^",\n]*"[ \t]*|[^",\n]*))*')
 """A line whose quotes only wrap whole values holding no quote or comma: a record of its own,
 read exactly like the same line with its quotes removed."""
 
 
-_SPACES_BUT_LF = (
+SPACES_BUT_LF = (
     "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 """What ``str.strip()`` removes (``str.isspace``), except the line feed (which ends a record)."""
 
 
-def _tidy(lines: list[str]) -> list[str]:
-    """Quote-free lines or simply quoted ones (see ``_SIMPLY_QUOTED``) as the careful path reads
+def tidied(lines: list[str]) -> list[str]:
+    """Quote-free lines or simply quoted ones (see ``SIMPLY_QUOTED``) as the careful path reads
     them: quotes removed, whitespace around values trimmed, blank records dropped."""
     text = "\n".join(map(str.strip, "\n".join(lines).replace('"', "").split("\n")))
-    text = ",".join(map(str.strip, text.split(","), repeat(_SPACES_BUT_LF)))
+    text = ",".join(map(str.strip, text.split(","), repeat(SPACES_BUT_LF)))
     return [line for line in text.split("\n") if line.strip(",")]
 
 
@@ -60,9 +60,9 @@ def _split(lines: list[str], width: int, field_limit: int) -> list[str] | None:
     return ",".join(lines).split(",")
 
 
-def _fast_block(
+def fast_block(
     lines: list[str],
-    specs: list[_Spec],
+    specs: list[Spec],
     *,
     width: int,
     key_index: int,
@@ -91,7 +91,7 @@ def _fast_block(
             if list(map(str.strip, values)) != values:
                 return None
         elif kind == "id":
-            if max(map(len, values)) > 9 or not _plain_ids(",".join(values), ","):
+            if max(map(len, values)) > 9 or not plain_ids(",".join(values), ","):
                 return None  # (ids of 10 digits may be out of range: checked one by one)
             numbers = BitMap(map(int, values))
             if index == key_index:
@@ -102,7 +102,7 @@ def _fast_block(
                 return None
         elif kind == "id_list":
             joined = ";".join(values)
-            if not _plain_ids(joined, ";"):
+            if not plain_ids(joined, ";"):
                 return None
             distinct = set(joined.split(";"))
             if max(map(len, distinct)) > 9:
@@ -111,13 +111,13 @@ def _fast_block(
             if spec.target is not None and not numbers.issubset(spec.target.keys):
                 return None
         elif kind == "number":
-            if not _plain_numbers("\n".join(values)):
+            if not plain_numbers("\n".join(values)):
                 return None
         else:  # date
             unknown = set(values) - good_dates
             unknown -= dates
             for value in unknown:
-                if isinstance(_check_value(spec.column, value), str):
+                if isinstance(check_value(spec.column, value), str):
                     return None
             dates |= unknown
     text = None
@@ -126,12 +126,12 @@ def _fast_block(
     return _Accepted(count, new_keys, text, dates)
 
 
-def _none_located(lines: list[str], key_position: int, width: int, field_limit: int, locate: BitMap) -> bool:
+def none_located(lines: list[str], key_position: int, width: int, field_limit: int, locate: BitMap) -> bool:
     """True when none of ``lines`` holds a key in ``locate`` (so there is nothing to do with them)."""
     flat = _split(lines, width, field_limit)
     if flat is None:
         return False
     keys = flat[key_position::width]
-    if max(map(len, keys)) > 9 or not _plain_ids(",".join(keys), ","):
+    if max(map(len, keys)) > 9 or not plain_ids(",".join(keys), ","):
         return False
     return not BitMap(int(key) & ID_MASK for key in keys).intersect(locate)

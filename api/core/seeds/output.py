@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from .schema import SEED_FILES
+from api.core.seeds.schema import SEED_FILES
 
 
-class _Output:
+class Output:
     """The temporary copies being written, abandoned (deleted) as soon as any problem is found,
     renamed into place all together at the end otherwise."""
 

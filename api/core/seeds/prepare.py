@@ -14,12 +14,12 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from .output import _Output
-from .problems import MAX_PROBLEMS, DataError, Problem, _Duplicate, _Problems
-from .reader import _bad_utf8_lines, _ReadError, _Source
-from .scan import _ROWS, _Scan
-from .schema import SEED_FILES, _Loaded
-from .values import ID_MASK
+from api.core.seeds.output import Output
+from api.core.seeds.problems import MAX_PROBLEMS, DataError, Duplicate, Problem, ProblemList
+from api.core.seeds.reader import ReadError, Source, bad_utf8_lines
+from api.core.seeds.scan import ROWS, Scan
+from api.core.seeds.schema import SEED_FILES, Loaded
+from api.core.seeds.values import ID_MASK
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,12 @@ class PreparedSeeds:
 
 
 def _scan_file(
-    data_dir: Path, name: str, loaded: dict[str, _Loaded], output: _Output, careful: bool
-) -> tuple[list[Problem], int, _Loaded | None]:
+    data_dir: Path, name: str, loaded: dict[str, Loaded], output: Output, careful: bool
+) -> tuple[list[Problem], int, Loaded | None]:
     """Read one file once (twice when it has duplicated keys): its problems (kept, count) and,
     when its structure and header were fine, what the other files need to know about it."""
     path = data_dir / name
-    fail = _Problems(name, output.fail)
+    fail = ProblemList(name, output.fail)
     if not path.is_file():
         others = sorted(p.name for p in data_dir.iterdir() if p.name.lower() == name.lower() and p.is_file())
         hint = f" (found '{others[0]}'; file names are case-sensitive)" if others else ""
@@ -57,33 +57,33 @@ def _scan_file(
         if start in (b"\xff\xfe", b"\xfe\xff"):
             fail.add("the file is saved as UTF-16; save it as UTF-8 (CSV UTF-8) instead", line=1)
             return list(fail.kept), fail.count, None
-        scan = _Scan(name, _Source(stream), loaded, output, output.open(name), careful=careful)
+        scan = Scan(name, Source(stream), loaded, output, output.open(name), careful=careful)
         try:
             scan.run()
         except UnicodeDecodeError:
             try:  # every line holding bytes that are not UTF-8
-                for line, message, value in _bad_utf8_lines(path):
+                for line, message, value in bad_utf8_lines(path):
                     fail.add(message, line=line, value=value)
-            except _ReadError as err:
+            except ReadError as err:
                 fail.clear()
                 fail.add(f"the file cannot be read: {err}")
             return list(fail.kept), fail.count, None
-        except _ReadError as err:  # (an OSError while writing the copy is not the user's)
+        except ReadError as err:  # (an OSError while writing the copy is not the user's)
             fail.add(f"the file cannot be read: {err}")
             return list(fail.kept), fail.count, None
     kept, count = scan.problems()
-    duplicates = {problem.key_id & ID_MASK for problem in kept if isinstance(problem, _Duplicate)}
+    duplicates = {problem.key_id & ID_MASK for problem in kept if isinstance(problem, Duplicate)}
     first_lines: dict[int, int] = {}
     if duplicates:
         with path.open(encoding="utf-8-sig", newline=None) as stream:
-            again = _Scan(name, _Source(stream), loaded, None, None, locate=BitMap(duplicates), careful=careful)
+            again = Scan(name, Source(stream), loaded, None, None, locate=BitMap(duplicates), careful=careful)
             again.run()
         first_lines = again.first_lines
     problems = [
-        problem.problem(first_lines.get(problem.key_id & ID_MASK)) if isinstance(problem, _Duplicate) else problem
+        problem.problem(first_lines.get(problem.key_id & ID_MASK)) if isinstance(problem, Duplicate) else problem
         for problem in kept
     ]
-    loaded_state = scan.loaded_state() if scan.mode == _ROWS and scan.src.nul_line is None else None
+    loaded_state = scan.loaded_state() if scan.mode == ROWS and scan.src.nul_line is None else None
     return problems, count, loaded_state
 
 
@@ -106,11 +106,11 @@ def prepare_seeds(data_dir: Path, out_dir: Path, *, careful: bool = False) -> Pr
         raise ValueError(f"out_dir must not be the data folder itself: {out_dir}")
     if not data_dir.is_dir():
         raise DataError([Problem(str(data_dir), None, None, None, "the data folder does not exist")])
-    output = _Output(out_dir)
+    output = Output(out_dir)
     try:
         kept: dict[str, list[Problem]] = {}
         total = 0
-        loaded: dict[str, _Loaded] = {}
+        loaded: dict[str, Loaded] = {}
         for name in _reading_order():
             kept[name], count, state = _scan_file(data_dir, name, loaded, output, careful)
             total += count

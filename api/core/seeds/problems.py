@@ -1,6 +1,6 @@
 """What is wrong with the user's data: ``Problem``, ``DataError`` and the collections problems are kept in.
 
-The rule it keeps: problems take bounded memory. A collection (``_Problems``, one per kind of
+The rule it keeps: problems take bounded memory. A collection (``ProblemList``, one per kind of
 problem and file) keeps the first ``MAX_PROBLEMS`` and only counts the rest, and the first
 problem added abandons the output (nothing is written for data that cannot be loaded).
 """
@@ -16,7 +16,7 @@ SUMMARY_PROBLEMS = 10
 """``str(DataError)`` lists this many problems, then says how many more there are."""
 
 
-def _show(value: str, limit: int = 60) -> str:
+def show(value: str, limit: int = 60) -> str:
     """A value quoted for a message: newlines escaped, long values shortened."""
     text = value.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
     if len(text) > limit:
@@ -78,7 +78,7 @@ class DataError(Exception):
 
 
 @dataclass
-class _Duplicate:
+class Duplicate:
     """A duplicated key whose first line is looked up after the file was read."""
 
     file: str
@@ -94,14 +94,14 @@ class _Duplicate:
         return Problem(self.file, self.line, self.column, _clip(self.value), message, self.key)
 
 
-class _Problems:
+class ProblemList:
     """Problems of one kind in one file: keeps the first MAX_PROBLEMS, counts all. Adding one
     calls ``abandon`` (the output's ``fail``: nothing is written once anything is wrong)."""
 
     def __init__(self, file: str, abandon: Callable[[], None] | None) -> None:
         self.file = file
         self.abandon = abandon
-        self.kept: list[Problem | _Duplicate] = []
+        self.kept: list[Problem | Duplicate] = []
         self.count = 0
 
     def add(
@@ -121,7 +121,7 @@ class _Problems:
     def add_duplicate(self, line: int, column: str, value: str, key: str, key_id: int) -> None:
         self._count()
         if len(self.kept) < MAX_PROBLEMS:
-            self.kept.append(_Duplicate(self.file, line, column, value, key, key_id))
+            self.kept.append(Duplicate(self.file, line, column, value, key, key_id))
 
     def clear(self) -> None:
         self.kept.clear()

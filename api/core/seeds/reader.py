@@ -4,7 +4,7 @@ The rule it keeps: what is held of a file is one chunk of text (``CHUNK_CHARS``,
 end of its line), whatever the file's size. Line breaks are universal (CRLF and CR become LF;
 line numbers count physical lines), the UTF-8 byte order mark is dropped, and reading stops at
 the first NUL character. Bytes that are not UTF-8 are found again, line by line, by
-``_bad_utf8_lines``. Nothing here reports: the scan and ``prepare_seeds`` do.
+``bad_utf8_lines``. Nothing here reports: the scan and ``prepare_seeds`` do.
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from .problems import _show
+from api.core.seeds.problems import show
 
 CHUNK_CHARS = 1 << 18
 """How much text is read at a time (then completed to the end of its line)."""
 
 
-class _ReadError(Exception):
+class ReadError(Exception):
     """The user's file could not be read (an OSError while reading, not while writing)."""
 
 
-class _Source:
+class Source:
     """One file's text as physical lines, a chunk at a time: universal newlines (CRLF and CR
     become LF), the UTF-8 BOM dropped. ``lines[i]`` is the next line, numbered ``base + i``.
     Reading stops at the first NUL character (``nul_line``), after checking that the rest decodes."""
@@ -57,7 +57,7 @@ class _Source:
         try:
             return self.stream.read(CHUNK_CHARS)  # (looked up here, so that tests can make it tiny)
         except OSError as err:
-            raise _ReadError(err.strerror or str(err)) from err
+            raise ReadError(err.strerror or str(err)) from err
 
     def _load(self) -> None:
         self.base += len(self.lines)
@@ -70,7 +70,7 @@ class _Source:
             try:
                 chunk += self.stream.readline()
             except OSError as err:
-                raise _ReadError(err.strerror or str(err)) from err
+                raise ReadError(err.strerror or str(err)) from err
         nul = chunk.find("\x00")
         if nul >= 0:
             self.nul_line = self.base + chunk.count("\n", 0, nul)
@@ -87,9 +87,9 @@ class _Source:
         self.lines = lines
 
 
-def _bad_utf8_lines(path: Path) -> Iterator[tuple[int, str, str]]:
+def bad_utf8_lines(path: Path) -> Iterator[tuple[int, str, str]]:
     """(line, message, value) for every line holding bytes that are not UTF-8, read again as bytes
-    (line by line); raises ``_ReadError`` when the file cannot be read."""
+    (line by line); raises ``ReadError`` when the file cannot be read."""
     number = 0
     try:
         with path.open("rb") as stream:
@@ -104,7 +104,7 @@ def _bad_utf8_lines(path: Path) -> Iterator[tuple[int, str, str]]:
                     if bad is not None:
                         yield number, *bad
     except OSError as err:
-        raise _ReadError(err.strerror or str(err)) from err
+        raise ReadError(err.strerror or str(err)) from err
 
 
 def _bad_utf8(line: bytes) -> tuple[str, str] | None:
@@ -125,7 +125,7 @@ def _bad_utf8(line: bytes) -> tuple[str, str] | None:
             pos += err.end
     shown = line.decode("utf-8", "backslashreplace").lstrip("\ufeff")
     message = (
-        f"the text is not valid UTF-8: cannot decode {' '.join(bad)} in {_show(shown)}; "
+        f"the text is not valid UTF-8: cannot decode {' '.join(bad)} in {show(shown)}; "
         "save the file with UTF-8 encoding"
     )
     return message, " ".join(bad)

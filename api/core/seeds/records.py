@@ -3,7 +3,7 @@ newlines (so spanning lines) included, read into trimmed fields.
 
 The rule it keeps: a record is held whole only up to ``MAX_RECORD_CHARS`` characters; a longer one
 (almost always a missing closing quote) is kept only as far as that and rejected. It reports
-nothing: a broken record comes back as a ``_Broken`` (message, line, value) that the scan reports.
+nothing: a broken record comes back as a ``Broken`` (message, line, value) that the scan reports.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import csv
 import io
 from typing import NamedTuple
 
-from .reader import _Source
+from api.core.seeds.reader import Source
 
 MAX_RECORD_CHARS = 1_000_000
 """A record longer than this (quoted newlines included) is rejected instead of being held in memory."""
@@ -24,7 +24,7 @@ _UNEXPECTED_AFTER_QUOTE = (
 _NEVER_CLOSED = 'a quoted value starting on this line is never closed (missing closing ")'
 
 
-class _Broken(NamedTuple):
+class Broken(NamedTuple):
     """A record that is not valid CSV: the message, the line it starts on, and its text when useful."""
 
     message: str
@@ -47,10 +47,10 @@ def _parse_fields(record: str) -> list[str]:
     return [value.strip() for value in rows[0]]
 
 
-def _careful_record(first: str, start: int, source: _Source) -> list[str] | _Broken | None:
+def careful_record(first: str, start: int, source: Source) -> list[str] | Broken | None:
     """The fields of the record that starts with line ``first`` (number ``start``), reading
     further lines from ``source`` while a quoted value holds newlines. None for a blank record;
-    a broken one (never closed, too long, not CSV) is described by a ``_Broken``. Spaces and
+    a broken one (never closed, too long, not CSV) is described by a ``Broken``. Spaces and
     TABs around fields (outside quotes) are dropped, so that ``a,\\t"b,c"`` reads as two
     fields; the csv module then parses the record."""
     pieces: list[str] = []
@@ -80,7 +80,7 @@ def _careful_record(first: str, start: int, source: _Source) -> list[str] | _Bro
                 following = source.next_line()
                 if following is None:
                     if last_even is None:
-                        return _Broken(_NEVER_CLOSED, opened)
+                        return Broken(_NEVER_CLOSED, opened)
                     kept, overflow, text, segment, close = last_even
                     del pieces[kept:]
                     eof_close = True
@@ -115,8 +115,8 @@ def _careful_record(first: str, start: int, source: _Source) -> list[str] | _Bro
     record = "".join(pieces)
     if overflow:  # only the start of the record was kept
         if eof_close:  # no closing quote up to the end of the file (see above)
-            return _Broken(_UNEXPECTED_AFTER_QUOTE, start, record)
-        return _Broken(
+            return Broken(_UNEXPECTED_AFTER_QUOTE, start, record)
+        return Broken(
             f"a record longer than {MAX_RECORD_CHARS} characters starts on this line; "
             'is the closing quote (") of a quoted value missing?',
             start,
@@ -126,5 +126,5 @@ def _careful_record(first: str, start: int, source: _Source) -> list[str] | _Bro
     try:
         fields = _parse_fields(record)
     except csv.Error:
-        return _Broken(_UNEXPECTED_AFTER_QUOTE, start, record)
+        return Broken(_UNEXPECTED_AFTER_QUOTE, start, record)
     return fields if any(fields) else None  # rows of empty fields (",,,") are blank rows

@@ -22,13 +22,13 @@ from typing import IO
 
 from pyroaring import BitMap
 
-from .fast import _SIMPLY_QUOTED, _fast_block, _none_located, _tidy
-from .output import _Output
-from .problems import MAX_PROBLEMS, Problem, _Duplicate, _Problems, _show
-from .reader import _Source
-from .records import _Broken, _careful_record
-from .schema import SEED_FILES, _check_header, _expected_header, _Loaded, _Spec
-from .values import ID_MASK, _check_value, _parse_id
+from api.core.seeds.fast import SIMPLY_QUOTED, fast_block, none_located, tidied
+from api.core.seeds.output import Output
+from api.core.seeds.problems import MAX_PROBLEMS, Duplicate, Problem, ProblemList, show
+from api.core.seeds.reader import Source
+from api.core.seeds.records import Broken, careful_record
+from api.core.seeds.schema import SEED_FILES, Loaded, Spec, check_header, expected_header
+from api.core.seeds.values import ID_MASK, check_value, parse_id
 
 SMALL_BLOCK = 16
 """A block of ordinary lines that fails the fast check and has at most this many lines is
@@ -37,12 +37,12 @@ FAN_OUT = 8
 DATE_CACHE = 100_000
 """At most this many distinct valid dates are remembered (dates repeat a lot)."""
 
-_HEADER, _ROWS, _SKIP, _BROKEN = range(4)
+_HEADER, ROWS, _SKIP, _BROKEN = range(4)
 """Scan modes: looking for the header; checking data rows; header wrong (only the CSV structure
 is still checked); structure broken (only further structure problems are collected)."""
 
 
-class _Scan:
+class Scan:
     """One pass over one file. In the normal pass it checks every record, collects problems and
     writes the clean rows to ``stream``; with ``locate`` set it only finds the first line of
     each key in ``locate`` (the duplicated ones), for the messages. With ``careful``, every
@@ -51,9 +51,9 @@ class _Scan:
     def __init__(
         self,
         name: str,
-        source: _Source,
-        loaded: dict[str, _Loaded],
-        output: _Output | None,
+        source: Source,
+        loaded: dict[str, Loaded],
+        output: Output | None,
         stream: IO[str] | None,
         locate: BitMap | None = None,
         *,
@@ -73,14 +73,14 @@ class _Scan:
         self.key_index = next(index for index, column in enumerate(self.columns) if column.unique)
         self.mode = _HEADER
         abandon = None if output is None else output.fail
-        self.structure = _Problems(name, abandon)
-        self.content = _Problems(name, abandon)
-        self.refs = [_Problems(name, abandon) for column in self.columns if column.references]
+        self.structure = ProblemList(name, abandon)
+        self.content = ProblemList(name, abandon)
+        self.refs = [ProblemList(name, abandon) for column in self.columns if column.references]
         self.keys = BitMap()
         self.rows = 0
         self.header_line = 0
         self.width = 0
-        self.specs: list[_Spec] = []
+        self.specs: list[Spec] = []
         self.identity = False
         self.file_order = ""
         self.good_dates: set[str] = set()
@@ -102,11 +102,11 @@ class _Scan:
             stop = end
             if src.quotes:
                 stop = start
-                while stop < end and ('"' not in lines[stop] or _SIMPLY_QUOTED.fullmatch(lines[stop])):
+                while stop < end and ('"' not in lines[stop] or SIMPLY_QUOTED.fullmatch(lines[stop])):
                     stop += 1
             if stop > start:
                 block = lines if start == 0 and stop == end else lines[start:stop]
-                if self.mode == _ROWS:
+                if self.mode == ROWS:
                     self._block(block, src.base + start)
                 elif max(map(len, block)) > self.field_limit:  # a value too long is a structure problem
                     for offset, line in enumerate(block):
@@ -123,18 +123,18 @@ class _Scan:
     def _finish(self) -> None:
         if self.mode == _HEADER and self.src.nonblank:
             self.content.add(
-                f"the file has no header and no data; expected the header line '{_expected_header(self.name)}'"
+                f"the file has no header and no data; expected the header line '{expected_header(self.name)}'"
             )
-        elif self.mode == _ROWS and self.rows == 0:
+        elif self.mode == ROWS and self.rows == 0:
             self.content.add(f"the file has a header (line {self.header_line}) but no data rows")
 
     def _one(self, line: str, number: int) -> None:
         """The record starting with ``line`` (the source's cursor is just past it)."""
         if '"' in line or len(line) > self.field_limit:
-            fields = _careful_record(line, number, self.src)
+            fields = careful_record(line, number, self.src)
             if fields is None:
                 return
-            if isinstance(fields, _Broken):
+            if isinstance(fields, Broken):
                 self._broken(fields.message, fields.line, fields.value)
                 return
         else:
@@ -144,7 +144,7 @@ class _Scan:
         self._record(number, fields)
 
     def _record(self, number: int, fields: list[str]) -> None:
-        if self.mode == _ROWS:
+        if self.mode == ROWS:
             self._row(number, fields)
         elif self.mode == _HEADER:
             self._header(number, fields)
@@ -160,7 +160,7 @@ class _Scan:
     # ------------------------------------------------------------------ header
 
     def _header(self, number: int, fields: list[str]) -> None:
-        positions, issues = _check_header(self.name, fields)
+        positions, issues = check_header(self.name, fields)
         if self.locate is None:
             for issue in issues:
                 self.content.add(issue.message, line=number, column=issue.column, value=issue.value)
@@ -168,7 +168,7 @@ class _Scan:
         if positions is None:
             self.mode = _SKIP
             return
-        self.mode = _ROWS
+        self.mode = ROWS
         self.width = len(positions)
         self.file_order = ", ".join(sorted(positions, key=positions.__getitem__))
         groups = iter(self.refs)
@@ -179,7 +179,7 @@ class _Scan:
                 target_key = next(c.name for c in SEED_FILES[column.references] if c.unique)
             complete = target if target is not None and target.complete else None
             group = next(groups) if column.references else None
-            self.specs.append(_Spec(column, positions[column.name], complete, column.references, target_key, group))
+            self.specs.append(Spec(column, positions[column.name], complete, column.references, target_key, group))
         self.identity = [spec.position for spec in self.specs] == list(range(self.width))
 
     # ------------------------------------------------------------------ blocks of ordinary lines
@@ -193,7 +193,7 @@ class _Scan:
         if plain and fast(lines):
             return
         if max(map(len, lines)) <= self.field_limit:
-            tidy = _tidy(lines)
+            tidy = tidied(lines)
             if not tidy or ((not plain or tidy != lines) and fast(tidy)):  # (not tidy: blank lines only)
                 return
         if len(lines) <= SMALL_BLOCK:
@@ -207,7 +207,7 @@ class _Scan:
     def _fast(self, lines: list[str]) -> bool:
         """True when the fast path accepts ``lines``: their rows are then counted, their keys kept,
         their dates remembered and their text written. False, changing nothing, otherwise."""
-        accepted = _fast_block(
+        accepted = fast_block(
             lines,
             self.specs,
             width=self.width,
@@ -234,7 +234,7 @@ class _Scan:
 
     def _fast_locate(self, lines: list[str]) -> bool:
         """True when none of ``lines`` holds a key being located (nothing else to do then)."""
-        return _none_located(lines, self.specs[self.key_index].position, self.width, self.field_limit, self.locate)
+        return none_located(lines, self.specs[self.key_index].position, self.width, self.field_limit, self.locate)
 
     # ------------------------------------------------------------------ one row, carefully
 
@@ -254,7 +254,7 @@ class _Scan:
             return
         key_spec = self.specs[self.key_index]
         key_text = fields[key_spec.position]
-        key_id = _parse_id(key_text)
+        key_id = parse_id(key_text)
         if self.locate is not None:
             if isinstance(key_id, int):
                 masked = key_id & ID_MASK
@@ -264,10 +264,10 @@ class _Scan:
         self.rows += 1
         key = f"{key_spec.column.name} {key_id}" if isinstance(key_id, int) else None
         values: list[str] = []
-        references: list[tuple[_Spec, str, list[int]]] = []
+        references: list[tuple[Spec, str, list[int]]] = []
         for spec in self.specs:
             value = fields[spec.position]
-            checked = _check_value(spec.column, value)
+            checked = check_value(spec.column, value)
             if isinstance(checked, str):
                 self.content.add(checked, line=number, column=spec.column.name, value=value, key=key)
                 values.append(value)
@@ -288,7 +288,7 @@ class _Scan:
                     continue
                 if spec.column.kind == "id_list":
                     message = (
-                        f"compound id {referenced} in {spec.column.name} {_show(text)} "
+                        f"compound id {referenced} in {spec.column.name} {show(text)} "
                         f"does not exist in {spec.target_name} (no {spec.target_key} {referenced})"
                     )
                 else:
@@ -302,7 +302,7 @@ class _Scan:
 
     # ------------------------------------------------------------------ the outcome
 
-    def problems(self) -> tuple[list[Problem | _Duplicate], int]:
+    def problems(self) -> tuple[list[Problem | Duplicate], int]:
         """The problems kept (at most MAX_PROBLEMS) and how many there are in all."""
         if self.src.nul_line is not None:
             return [
@@ -316,7 +316,7 @@ class _Scan:
             ], 1
         if not self.src.nonblank:
             message = (
-                f"the file is empty; expected the header line '{_expected_header(self.name)}' followed by data rows"
+                f"the file is empty; expected the header line '{expected_header(self.name)}' followed by data rows"
             )
             return [Problem(self.name, None, None, None, message)], 1
         if self.mode == _BROKEN:
@@ -325,6 +325,6 @@ class _Scan:
         kept = [problem for group in groups for problem in group.kept][:MAX_PROBLEMS]
         return kept, sum(group.count for group in groups)
 
-    def loaded_state(self) -> _Loaded:
-        complete = self.mode == _ROWS and self.rows > 0 and self.content.count == 0 and self.src.nul_line is None
-        return _Loaded(self.keys, complete, self.rows)
+    def loaded_state(self) -> Loaded:
+        complete = self.mode == ROWS and self.rows > 0 and self.content.count == 0 and self.src.nul_line is None
+        return Loaded(self.keys, complete, self.rows)

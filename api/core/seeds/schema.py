@@ -2,7 +2,7 @@
 
 The rule it keeps: a file's columns are found by their names in its header (trimmed, matched
 case-sensitively, in any order), and a header that does not name each expected column exactly
-once, and nothing else, is wrong as a whole: ``_check_header`` returns every issue with it and
+once, and nothing else, is wrong as a whole: ``check_header`` returns every issue with it and
 no column positions. It reports nothing itself; the scan does.
 """
 
@@ -13,7 +13,7 @@ from typing import Literal, NamedTuple
 
 from pyroaring import BitMap
 
-from .problems import _Problems, _show
+from api.core.seeds.problems import ProblemList, show
 
 ColumnKind = Literal["id", "text", "date", "number", "id_list"]
 
@@ -56,7 +56,7 @@ SEED_FILES: dict[str, tuple[Column, ...]] = {
 """The expected files: file name -> its columns, in output order."""
 
 
-def _expected_header(name: str) -> str:
+def expected_header(name: str) -> str:
     return ",".join(column.name for column in SEED_FILES[name])
 
 
@@ -68,14 +68,13 @@ class _HeaderIssue(NamedTuple):
     value: str | None = None
 
 
-def _check_header(name: str, header: list[str]) -> tuple[dict[str, int] | None, list[_HeaderIssue]]:
+def check_header(name: str, header: list[str]) -> tuple[dict[str, int] | None, list[_HeaderIssue]]:
     """Map column name -> position in the user's file, or None and what is wrong with the header."""
     columns = [column.name for column in SEED_FILES[name]]
     expected = ", ".join(columns)
     if not {field.lower() for field in header} & {column.lower() for column in columns}:
         message = (
-            f"the first line must be the header {_show(_expected_header(name), 200)} "
-            f"but it is {_show(','.join(header))}"
+            f"the first line must be the header {show(expected_header(name), 200)} but it is {show(','.join(header))}"
         )
         return None, [_HeaderIssue(message, value=",".join(header))]
     issues: list[_HeaderIssue] = []
@@ -108,7 +107,7 @@ def _check_header(name: str, header: list[str]) -> tuple[dict[str, int] | None, 
 
 
 @dataclass
-class _Loaded:
+class Loaded:
     """What the other files need to know about a file that was read: its keys (as uint32), and
     whether it loaded completely (so references to it are checked)."""
 
@@ -118,12 +117,12 @@ class _Loaded:
 
 
 @dataclass
-class _Spec:
+class Spec:
     """A column as found in the user's file."""
 
     column: Column
     position: int
-    target: _Loaded | None  # the referenced file, when it loaded completely
+    target: Loaded | None  # the referenced file, when it loaded completely
     target_name: str | None
     target_key: str | None
-    problems: _Problems | None  # where its reference problems go
+    problems: ProblemList | None  # where its reference problems go

@@ -1,9 +1,9 @@
 """The rules for one value: ids, dates, numbers and lists of ids, checked and put in normal form.
 
 The rule it keeps: a value is accepted in its documented forms only and is written in one normal
-form (ids as plain integers, lists as ``1;2;3``, numbers and dates as given). ``_check_value``
-checks one value (trimmed) and gives the message for a wrong one; ``_plain_ids`` and
-``_plain_numbers`` recognise, a whole column at a time, values that are right and already in
+form (ids as plain integers, lists as ``1;2;3``, numbers and dates as given). ``check_value``
+checks one value (trimmed) and gives the message for a wrong one; ``plain_ids`` and
+``plain_numbers`` recognise, a whole column at a time, values that are right and already in
 normal form, and nothing else.
 """
 
@@ -13,8 +13,8 @@ import re
 from datetime import date
 from decimal import Decimal
 
-from .problems import _show
-from .schema import Column
+from api.core.seeds.problems import show
+from api.core.seeds.schema import Column
 
 PG_INT_MIN = -(2**31)
 PG_INT_MAX = 2**31 - 1
@@ -26,7 +26,7 @@ _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 
-def _parse_id(text: str) -> int | str:
+def parse_id(text: str) -> int | str:
     """The id, or the reason it is not one."""
     if not _INT.fullmatch(text):
         return "is not a whole number"
@@ -36,7 +36,7 @@ def _parse_id(text: str) -> int | str:
     return number
 
 
-def _check_value(column: Column, value: str) -> tuple[str, list[int]] | str:
+def check_value(column: Column, value: str) -> tuple[str, list[int]] | str:
     """(normalised value, ids it holds) or an error message for the value."""
     name = column.name
     if column.kind == "text":
@@ -46,43 +46,41 @@ def _check_value(column: Column, value: str) -> tuple[str, list[int]] | str:
             return f"{name} is empty; list at least one compound id, e.g. 1;2;3"
         return f"{name} is empty"
     if column.kind == "id":
-        number = _parse_id(value)
+        number = parse_id(value)
         if isinstance(number, str):
-            return f"{name} {_show(value)} {number}"
+            return f"{name} {show(value)} {number}"
         return str(number), [number]
     if column.kind == "id_list":
         ids: list[int] = []
         for position, item in enumerate(value.split(";"), start=1):
             item = item.strip()
-            number = _parse_id(item) if item else "is empty"
+            number = parse_id(item) if item else "is empty"
             if isinstance(number, str):
-                what = f"entry {position} is empty" if not item else f"entry {_show(item)} {number}"
-                return (
-                    f"{name} {_show(value)} is not a ';'-separated list of compound ids ({what}); write it like 1;2;3"
-                )
+                what = f"entry {position} is empty" if not item else f"entry {show(item)} {number}"
+                return f"{name} {show(value)} is not a ';'-separated list of compound ids ({what}); write it like 1;2;3"
             ids.append(number)
         return ";".join(str(number) for number in ids), ids
     if column.kind == "date":
         match = _DATE.fullmatch(value)
         if not match:
-            return f"{name} {_show(value)} is not a date written YYYY-MM-DD (e.g. 2023-01-31)"
+            return f"{name} {show(value)} is not a date written YYYY-MM-DD (e.g. 2023-01-31)"
         try:
             date(*(int(part) for part in match.groups()))
         except ValueError:
-            return f"{name} {_show(value)} is not a real calendar date"
+            return f"{name} {show(value)} is not a real calendar date"
         return value, []
     # number
     if not _NUMBER.fullmatch(value):
         hint = "use '.' as the decimal separator" if "," in value else "write digits with an optional decimal part"
-        return f"{name} {_show(value)} is not a number ({hint}, e.g. 12.5)"
+        return f"{name} {show(value)} is not a number ({hint}, e.g. 12.5)"
     if value.startswith("-"):
         if Decimal(value) != 0:
-            return f"{name} {_show(value)} is negative; it must be 0 or more"
+            return f"{name} {show(value)} is negative; it must be 0 or more"
         value = value[1:]
     return value, []
 
 
-def _plain_ids(joined: str, sep: str) -> bool:
+def plain_ids(joined: str, sep: str) -> bool:
     """True when ``joined`` is ``sep``-separated ids written canonically: ASCII digits, no sign,
     no leading zero, none empty (so the normalised text is the text itself)."""
     if not joined or joined[0] == sep or joined[-1] == sep or sep + sep in joined:
@@ -103,7 +101,7 @@ def _plain_ids(joined: str, sep: str) -> bool:
 _NUMBERS = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:\n[0-9]+(?:\.[0-9]+)?)*")
 
 
-def _plain_numbers(joined: str) -> bool:
+def plain_numbers(joined: str) -> bool:
     """True when ``joined`` is newline-separated numbers, each digits with an optional decimal part."""
     if "." in joined:
         return _NUMBERS.fullmatch(joined) is not None

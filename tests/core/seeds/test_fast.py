@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from api.core.seeds import DataError, prepare_seeds, scan
-from api.core.seeds.fast import _SPACES_BUT_LF
+from api.core.seeds.fast import SPACES_BUT_LF
 from tests.core.seeds.helpers import outputs
 from tests.datasets import (
     EXPERIMENTS,
@@ -102,8 +102,8 @@ def test_careful_never_takes_the_fast_path(tmp_path: Path, monkeypatch: pytest.M
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the fast path was used")
 
-    monkeypatch.setattr(scan, "_fast_block", refuse)
-    monkeypatch.setattr(scan, "_none_located", refuse)
+    monkeypatch.setattr(scan, "fast_block", refuse)
+    monkeypatch.setattr(scan, "none_located", refuse)
     careful_error = _outcome(data, tmp_path / "careful", careful=True)
     assert careful_error == fast_error
     assert "experiment_id 1 appears more than once (lines 2 and 12)" in careful_error["error"]
@@ -129,4 +129,4 @@ def test_fast_path_writes_what_the_careful_path_writes(seed: int, tmp_path: Path
 
 
 def test_whitespace_trimmed_by_the_block_path_is_what_strip_trims() -> None:
-    assert "".join(c for c in map(chr, range(0x110000)) if c.isspace() and c != "\n") == _SPACES_BUT_LF
+    assert "".join(c for c in map(chr, range(0x110000)) if c.isspace() and c != "\n") == SPACES_BUT_LF
