@@ -6,8 +6,15 @@
 # served API, with and without the token; no 5xx, every answer matching its schema.
 # Then the spark tier: the tests marked `spark` (scripts/bootstrap.sh --spark first; skipped only without Java).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k trigger -x
+# scripts/test.sh --fast [pytest args]: the inner loop, the same lint and the tests not marked `slow` (unit
+# tests and the quick API tests; no browser, no subprocess scripts, no fault injection), no spark tier.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+fast=0
+if [ "${1:-}" = "--fast" ]; then
+  fast=1
+  shift
+fi
 export VENV_DIR="${VENV_DIR:-$ROOT/.venv}"
 "$ROOT/scripts/bootstrap.sh" --dev
 export PATH="$VENV_DIR/bin:$PATH" DBT_SEND_ANONYMOUS_USAGE_STATS=false
@@ -17,7 +24,7 @@ echo "test: ruff (lint + format)"
 ruff check .
 ruff format --check .
 
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+if [ "$fast" = 0 ] && ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test: installing chromium from Debian's packages (the docs-site browser test renders with it)"
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
     >/dev/null 2>&1 || echo "test: could not install chromium: the browser check of the docs site is skipped" >&2
@@ -50,6 +57,11 @@ if ! DBT_TARGET_PATH="$lint_tmp/target" DBT_LOG_PATH="$lint_tmp/logs" \
 fi
 rm -rf "$lint_tmp"
 
+if [ "$fast" = 1 ]; then
+  echo "test: pytest, the fast tier (not slow, not spark; scripts/test.sh runs everything)"
+  pytest -m "not slow and not spark" "$@"
+  exit 0
+fi
 echo "test: pytest"
 pytest -m "not spark" "$@"
 

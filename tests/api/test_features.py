@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from psycopg.rows import dict_row
 
 from tests.expected import assert_rows_match, compute
@@ -35,6 +36,7 @@ def test_features_serve_the_mart(client, database, settings, tmp_path):
     assert client.get("/features/abc").status_code == 422
 
 
+@pytest.mark.slow
 def test_etag_names_the_published_run_and_answers_304_until_the_next_publish(client, database):
     first = client.post("/trigger?wait=true").json()
     page = client.get("/features")
@@ -58,6 +60,7 @@ def test_etag_names_the_published_run_and_answers_304_until_the_next_publish(cli
     assert comment == f"published by features-mart run {second['run_id']}"
 
 
+@pytest.mark.slow
 def test_csv_streams_the_same_rows_as_json(client, settings, monkeypatch):
     import csv
     import io

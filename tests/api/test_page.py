@@ -30,6 +30,7 @@ def test_page_is_one_self_contained_html_file(client, settings):
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 def test_page_triggers_cancels_and_lists_runs_in_chromium(served_api):
     """Needs the job side of cancel (the run ends 'cancelled')."""
     sync_api = pytest.importorskip("playwright.sync_api")

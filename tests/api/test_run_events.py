@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from api.core.job.steps import step_names
 from api.core.runs import lock
 from tests.conftest import wait_for_run
@@ -45,6 +47,7 @@ def test_the_stream_follows_a_run_and_ends_with_its_final_status(client):
     assert client.get("/runs/999999/events").status_code == 404
 
 
+@pytest.mark.slow
 def test_artifacts_of_a_run_are_served_and_other_names_are_404(client):
     """Needs the job to keep its artifacts under STATE_DIR/runs/{id}/artifacts (the job rework does)."""
     run_id = client.post("/trigger?wait=true").json()["run_id"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.core.db.migrations import migrate
@@ -11,6 +12,7 @@ from api.main import create_app
 from tests.conftest import LOCAL, run_cli, wait_for_run
 
 
+@pytest.mark.slow
 def test_history_is_newest_first_and_paginated(client):
     ids = []
     for _ in range(2):
@@ -25,6 +27,7 @@ def test_history_is_newest_first_and_paginated(client):
     assert client.get(f"/runs/{ids[0]}").json()["links"] == {"self": f"/runs/{ids[0]}", "logs": f"/runs/{ids[0]}/logs"}
 
 
+@pytest.mark.slow
 def test_runs_left_running_by_a_dead_process_are_marked_interrupted(settings, database):
     """A run row whose process died (nobody holds the run lock) is failed at the next start-up."""
     migrate(database)
@@ -38,6 +41,7 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(settings, da
         assert wait_for_run(client, client.post("/trigger").json()["run_id"])["status"] == "success"
 
 
+@pytest.mark.slow
 def test_history_survives_a_restart(settings, client):
     run_id = client.post("/trigger?wait=true").json()["run_id"]
     with TestClient(create_app(settings), base_url=LOCAL) as again:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.conftest import wait_for_run
 from tests.datasets import set_cell
 
@@ -52,6 +54,7 @@ def test_get_trigger_with_wait_returns_the_final_run(client):
         assert tail.status_code == 200 and tail.text == "".join(lines[-n:]), n
 
 
+@pytest.mark.slow
 def test_a_second_trigger_during_a_run_gets_409_naming_it(client):
     first = client.post("/trigger").json()
     second = client.post("/trigger")
@@ -80,6 +83,7 @@ def test_a_failed_run_explains_itself(client, settings):
     assert "user_experiments.csv" in client.get(f"/runs/{run['run_id']}/logs").text
 
 
+@pytest.mark.slow
 def test_a_run_that_published_succeeds_even_if_its_docs_step_fails(client, settings, database):
     """Publishing is the point of no return: the mart is out, so the run is a success; the error says why the
     docs site is stale. (Here the docs folder is made unusable: a file stands where the folder should be.)"""

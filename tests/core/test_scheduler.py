@@ -18,6 +18,7 @@ from tests.conftest import LOCAL, wait_for_run, wait_until
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.slow
 def test_every_minute_schedule_starts_a_run_with_source_schedule(settings):
     every_minute = settings.model_copy(update={"schedule": "* * * * *"})
     with TestClient(create_app(every_minute), base_url=LOCAL) as client:

@@ -69,6 +69,7 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
+@pytest.mark.slow
 def test_a_run_sends_signed_started_and_succeeded_events(settings, receiver):
     hooked = settings.model_copy(
         update={"webhook_urls": f"{receiver.url}?key=hidden", "webhook_secret": SecretStr(SECRET)}

@@ -15,6 +15,8 @@ from tests.conftest import mart_rows, run_cli
 from tests.datasets import copy_canonical, messy_variants, quoted_value_variants, random_dataset, set_cell
 from tests.expected import CANONICAL, assert_rows_match, compute
 
+pytestmark = pytest.mark.slow
+
 
 def build(settings) -> None:
     done = run_cli(settings, "dbt", "build")

@@ -12,6 +12,8 @@ from api.core.runs import lock
 from tests.conftest import loose_modes, python_env, wait_until
 from tests.datasets import copy_canonical, messy_variants, set_cell
 
+pytestmark = pytest.mark.slow
+
 
 def dbt_sh(settings, cwd, *args, **env):
     return subprocess.run(

@@ -19,6 +19,8 @@ import pytest
 from api.config import REPO_ROOT
 from tests.conftest import free_port, python_env
 
+pytestmark = pytest.mark.slow
+
 
 def leftovers(marker: str) -> list[str]:
     """Processes whose command line mentions `marker` (our state dir or port)."""

@@ -6,11 +6,15 @@ from __future__ import annotations
 import signal
 import subprocess
 
+import pytest
+
 from api.config import REPO_ROOT
 from api.core.job.steps import step_names
 from api.core.runs import lock
 from tests.conftest import get_json as get
 from tests.conftest import python_env
+
+pytestmark = pytest.mark.slow
 
 
 def trigger_sh(*args: str, env: dict, **kw) -> subprocess.Popen[str]:

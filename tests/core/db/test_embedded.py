@@ -1,4 +1,4 @@
-"""Which Postgres: DATABASE_URL as given, or the embedded server, started once, reused, stopped by its starter."""
+"""The embedded server: started once, reused, stopped by its last user; loopback only, password logins only."""
 
 from __future__ import annotations
 
@@ -9,28 +9,9 @@ import psycopg
 import pytest
 
 from api.config import REPO_ROOT
-from api.core.db.database import Database, open_database
+from api.core.db.database import open_database
 from api.core.db.embedded import EmbeddedPostgres, free_port
 from api.core.dbt.env import profile_env
-
-
-def test_database_url_is_used_as_given_and_never_logged_with_its_password(monkeypatch):
-    monkeypatch.delenv("PGOPTIONS", raising=False)
-    db = Database("postgresql://mart:s3cret@db.example:6543/features?sslmode=require")
-    assert db.display_url == "postgresql://mart@db.example:6543/features"
-    assert profile_env(db) == {
-        "PGOPTIONS": "-c work_mem=128MB -c jit=off",
-        "DBT_PGHOST": "db.example",
-        "DBT_PGPORT": "6543",
-        "DBT_PGUSER": "mart",
-        "DBT_PGPASSWORD": "s3cret",
-        "DBT_PGDATABASE": "features",
-        "DBT_PGSSLMODE": "require",
-    }
-    monkeypatch.setenv("PGOPTIONS", "-c work_mem=1GB")  # the user's own session settings win
-    assert profile_env(db)["PGOPTIONS"] == "-c work_mem=1GB"
-    with open_database("postgresql://u@h/db", REPO_ROOT / "nonexistent-state") as given:
-        assert given.url == "postgresql://u@h/db" and not given.embedded
 
 
 def test_embedded_server_is_started_once_reused_and_stopped_by_its_last_user(tmp_path):

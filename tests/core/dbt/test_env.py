@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.config import DBT_PROJECT_DIR, Settings
 from api.core.db.database import Database
-from api.core.dbt.env import dbt_env, process_env
+from api.core.dbt.env import dbt_env, process_env, profile_env
 from api.core.job.execution import build_env
 
 
@@ -21,12 +21,26 @@ def test_dbt_env_selects_the_engine(tmp_path):
     assert build_env(Settings(state_dir=tmp_path), db)["DBT_SCHEMA_SUFFIX"] == "__build"
 
 
+def test_the_profile_reads_the_url_and_the_users_session_settings_win(monkeypatch):
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    db = Database("postgresql://mart:s3cret@db.example:6543/features?sslmode=require")
+    assert profile_env(db) == {
+        "PGOPTIONS": "-c work_mem=128MB -c jit=off",
+        "DBT_PGHOST": "db.example",
+        "DBT_PGPORT": "6543",
+        "DBT_PGUSER": "mart",
+        "DBT_PGPASSWORD": "s3cret",
+        "DBT_PGDATABASE": "features",
+        "DBT_PGSSLMODE": "require",
+    }
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=1GB")  # the user's own session settings win
+    assert profile_env(db)["PGOPTIONS"] == "-c work_mem=1GB"
+
+
 def test_dbt_env_holds_what_the_project_reads(tmp_path):
     db = Database("postgresql://mart:s3cret@db.example:6543/features?sslmode=require")
     env = dbt_env(Settings(state_dir=tmp_path, dbt_threads=7), db, seeds_dir=tmp_path / "in", suffix="__dev")
-    assert env["DBT_PGHOST"] == "db.example" and env["DBT_PGPORT"] == "6543"
-    assert env["DBT_PGUSER"] == "mart" and env["DBT_PGPASSWORD"] == "s3cret"
-    assert env["DBT_PGDATABASE"] == "features" and env["DBT_PGSSLMODE"] == "require"
+    assert {k: v for k, v in env.items() if k.startswith(("DBT_PG", "PGOPTIONS"))} == profile_env(db)
     assert env["DBT_SEEDS_DIR"] == str(tmp_path / "in") and env["DBT_THREADS"] == "7"
     assert env["DBT_PROFILES_DIR"] == env["DBT_PROJECT_DIR"] == str(DBT_PROJECT_DIR)
     assert env["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"

@@ -52,8 +52,19 @@ def test_canonical_output_is_exact(tmp_path: Path) -> None:
     assert hashes(data) == before
 
 
+#: The faults the issue lists, by their name in bad_variants(): the matrix must keep covering them.
+ISSUE_FAULTS = {
+    "missing_users", "empty_users", "header_only_experiments", "missing_column", "renamed_column", "extra_column",
+    "duplicate_user_id", "duplicate_experiment_id", "duplicate_compound_id", "unknown_user", "unknown_compound",
+    "compound_list_colon", "compound_list_double_semicolon", "compound_list_only_semicolon", "compound_list_letter",
+    "run_time_text", "run_time_negative", "date_impossible", "non_utf8_ff_byte", "too_many_fields",
+    "too_few_fields", "unterminated_quote",
+}  # fmt: skip
+
+
 def test_there_are_enough_bad_variants() -> None:
     assert len(BAD) >= 24
+    assert set(BAD) >= ISSUE_FAULTS
 
 
 @pytest.mark.parametrize("variant", sorted(BAD))
