@@ -5,10 +5,9 @@ Spark tests pass, `dbt run-operation export_user_features` makes Spark write the
 `load_into_postgres` COPYs them into the Postgres build schema, streaming file chunks: the mart is never
 held in memory, neither here nor in dbt. The usual publish step then swaps the build schemas in.
 
-The one rule it keeps: the Postgres copy has exactly the columns and types of the mart dbt builds on
-Postgres (the dbt contract's columns, api/core/mart/contract.py; checked by tests/core/test_spark_mart.py
-against a Postgres build), so `/features`,
-SQL readers and the publish swap cannot tell which engine built it.
+The one rule it keeps: the Postgres copy has exactly the columns and types of the mart dbt builds on Postgres
+(the dbt contract's columns, api/core/mart/contract.py; checked by tests/dbt/test_spark.py against a Postgres
+build), so `/features`, SQL readers and the publish swap cannot tell which engine built it.
 
 On Spark, dbt builds in place (no schema suffix): Spark is the work area, not a published store; the
 write-audit-publish of the reliability section happens on the Postgres side. Postgres gets the mart only:

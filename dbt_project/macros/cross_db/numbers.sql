@@ -1,7 +1,7 @@
 {#
     Exact numbers. Postgres numeric is unbounded; Spark decimals have a fixed precision (at most
     38 digits) and scale, so on Spark run times are decimal(28, 9) and the mart's numeric
-    columns decimal(38, 18): 18 decimal places, rounded half up (README, "Scaling out").
+    columns decimal(38, 18): 18 decimal places, rounded half up (docs/spark.md).
 #}
 
 {# The type of input numbers (run times): numeric / decimal(28, 9). #}

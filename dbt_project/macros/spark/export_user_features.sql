@@ -1,7 +1,7 @@
 {#
     `dbt run-operation export_user_features --args '{path: /abs/dir}'` (DBT_TARGET=spark):
     Spark writes the tested mart as headerless CSV part files into `path` (replacing it), for
-    Postgres to COPY (api/core/spark_mart.py). Nothing passes through the dbt process: the
+    Postgres to COPY (api/core/mart/spark.py). Nothing passes through the dbt process: the
     executors write the files.
 
     The columns are those of the mart's contract, in order, written so that Postgres reads

@@ -11,7 +11,7 @@
     - An empty unquoted cell is NULL, as on Postgres; quoting follows RFC 4180 (doubled
       quotes, newlines inside quotes), as written by the validator, api/core/seeds/.
     - The path is the local file (file://): on a cluster DBT_SEEDS_DIR must be on a mount
-      every executor sees (README, "Scaling out").
+      every executor sees (docs/spark.md).
     - The seed's result table is a sample of at most 10 loaded rows (`dbt seed --show`);
       its row count is counted by Spark.
 #}
