@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -102,6 +104,22 @@ class Settings(BaseSettings):
             "could read the mart and rebuild it. Set API_TOKEN (e.g. API_TOKEN=$(openssl rand -hex 32)), "
             "or HOST=127.0.0.1, or ALLOW_UNAUTHENTICATED=true if the network is trusted."
         )
+
+    def state_dir_problem(self) -> str | None:
+        """Why the API cannot start with this STATE_DIR (this process cannot create or write it), or None."""
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.state_dir):
+                pass
+        except OSError as exc:
+            uid, gid = os.getuid(), os.getgid()
+            return (
+                f"STATE_DIR {self.state_dir} is not writable by this process (uid {uid}, gid {gid}): "
+                f"{exc.strerror or exc}. Make it writable by that user (chown -R {uid}:{gid} the folder), or set "
+                f"STATE_DIR to a folder it can write. In Docker, mount a named volume at {self.state_dir} (a new "
+                f"one takes the image's ownership), or chown -R {uid}:{gid} the host folder you bind-mount there."
+            )
+        return None
 
     def resolved(self) -> Settings:
         """The same settings with absolute paths, so that subprocesses see the same folders."""

