@@ -30,6 +30,7 @@ done
 
 # shellcheck source=scripts/_compose.sh
 source "$ROOT/scripts/_compose.sh"
+compose_find || die "$compose_problem"
 
 # Interpolation needs POSTGRES_PASSWORD; without .env, point compose at the placeholders so down still works.
 env_args=()

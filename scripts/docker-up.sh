@@ -2,7 +2,8 @@
 # Build the image and start Postgres + the app with Docker Compose, then wait until the app is healthy.
 # Usage: scripts/docker-up.sh [--timeout SECONDS]   (default 180)
 # Creates .env from .env.example with a random POSTGRES_PASSWORD and API_TOKEN when .env is missing (and adds
-# an API_TOKEN to an older .env that has none).
+# an API_TOKEN to an older .env that has none); refuses to while the stack's database volume exists (that
+# database keeps the password of the .env that is gone). Compose v2 (`docker compose`) or v1 (`docker-compose`).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +23,7 @@ while [[ $# -gt 0 ]]; do
             shift 2
             ;;
         -h | --help)
-            sed -n '2,4s/^# \{0,1\}//p' "$0"
+            sed -n '2,6s/^# \{0,1\}//p' "$0"
             exit 0
             ;;
         *) die "unknown argument '$1'; usage: scripts/docker-up.sh [--timeout SECONDS]" ;;
@@ -31,10 +32,15 @@ done
 
 # shellcheck source=scripts/_compose.sh
 source "$ROOT/scripts/_compose.sh"
+compose_find || die "$compose_problem"
 
 random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 
 if [[ ! -f .env ]]; then
+    volume="$(compose_volume "$ROOT" pgdata)"
+    if [[ -n "$volume" ]]; then
+        die "there is no .env, but the database volume '$volume' exists: its database keeps the POSTGRES_PASSWORD of the .env that is gone, and a new random one would lock the app out. Put that .env back (or cp .env.example .env and set the old POSTGRES_PASSWORD and an API_TOKEN), or delete the database and start afresh with scripts/docker-down.sh --volumes (its data is lost); then re-run"
+    fi
     echo "creating .env from .env.example with a random POSTGRES_PASSWORD and API_TOKEN"
     password="$(random_hex 16)"
     token="$(random_hex 32)"
@@ -65,7 +71,11 @@ while :; do
     case "$state" in
         "running healthy") break ;;
         exited* | dead* | restarting* | missing | *unhealthy)
-            "${compose[@]}" logs --tail 50 app >&2 || true
+            logs="$("${compose[@]}" logs --tail 50 app 2>&1 || true)"
+            echo "$logs" >&2
+            if grep -q 'password authentication failed' <<<"$logs"; then
+                die "the app is '${state}': the database refuses the POSTGRES_PASSWORD of .env (logs above). Its volume was created with another one: put that one back in .env, or delete the database with scripts/docker-down.sh --volumes (its data is lost), then re-run scripts/docker-up.sh"
+            fi
             die "the app is '${state}' (logs above); fix the cause, then re-run scripts/docker-up.sh (scripts/docker-down.sh stops everything)"
             ;;
     esac

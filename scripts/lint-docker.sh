@@ -33,15 +33,17 @@ if ! check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml; t
     failed=1
 fi
 
-# The real Compose also checks interpolation and references; it needs no engine for 'config'.
-if docker compose version >/dev/null 2>&1; then
-    echo "docker compose config (with .env.example)"
-    if ! docker compose --env-file .env.example -f docker-compose.yml config --quiet; then
-        echo "lint-docker: 'docker compose config' rejected docker-compose.yml; fix the error above" >&2
+# The real Compose also checks interpolation and references; it needs no engine for 'config' (v2 or v1).
+# shellcheck source=scripts/_compose.sh
+source "$ROOT/scripts/_compose.sh"
+if compose_command; then
+    echo "${compose[*]} config (with .env.example)"
+    if ! "${compose[@]}" --env-file .env.example -f docker-compose.yml config --quiet; then
+        echo "lint-docker: '${compose[*]} config' rejected docker-compose.yml; fix the error above" >&2
         failed=1
     fi
 else
-    echo "docker compose config skipped (no compose plugin here; the schema check above still ran)"
+    echo "compose config skipped (no Docker Compose here; the schema check above still ran)"
 fi
 
 if [[ $failed -ne 0 ]]; then

@@ -4,11 +4,20 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SQL="select * from marts.user_features order by user_id"
-if [ -z "${DATABASE_URL:-}" ] && command -v docker >/dev/null 2>&1 \
-   && docker compose -f "$ROOT/docker-compose.yml" ps --status running db 2>/dev/null | grep -q db; then
-  echo "query: using the compose stack's db container"
-  exec docker compose -f "$ROOT/docker-compose.yml" exec -T db \
-    sh -c 'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$0"' "$SQL"
+# The compose stack's db container, when this folder's stack runs (Compose v1 or v2, as docker-up.sh finds it).
+# shellcheck source=scripts/_compose.sh
+source "$ROOT/scripts/_compose.sh"
+if [ -z "${DATABASE_URL:-}" ] && compose_find 2>/dev/null; then
+  # without .env, Compose needs the placeholders to read the file (as docker-down.sh does)
+  env_args=()
+  [ -f "$ROOT/.env" ] || env_args=(--env-file "$ROOT/.env.example")
+  db_id="$(cd "$ROOT" && "${compose[@]}" ${env_args[@]+"${env_args[@]}"} ps -q db 2>/dev/null | head -n 1 || true)"
+  if [ -n "$db_id" ] && [ "$(docker inspect -f '{{.State.Running}}' "$db_id" 2>/dev/null)" = true ]; then
+    echo "query: using the compose stack's db container"
+    cd "$ROOT"
+    exec "${compose[@]}" ${env_args[@]+"${env_args[@]}"} exec -T db \
+      sh -c 'psql -X -P pager=off -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$0"' "$SQL"
+  fi
 fi
 # shellcheck source=scripts/_setup.sh
 source "$ROOT/scripts/_setup.sh"
