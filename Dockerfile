@@ -4,21 +4,15 @@
 #   docker run --rm -p 127.0.0.1:8000:8000 -e API_TOKEN -e DATABASE_URL=postgresql://user:pass@host:5432/db features-mart
 # It listens on 0.0.0.0 inside the container, so it refuses to start without API_TOKEN.
 #
-# Without DATABASE_URL the app starts its embedded Postgres under STATE_DIR (/app/.state).
-# Mount a volume there to keep run logs, dbt docs and embedded data: -v mart-state:/app/.state
+# Without DATABASE_URL the app starts its embedded Postgres under STATE_DIR (/app/.state), as uid 10001.
+# Mount a volume there to keep run logs, dbt docs and embedded data: -v mart-state:/app/.state (a bind-mounted
+# host folder must be writable by uid 10001: chown -R 10001:10001 it).
 # Both stages use the same base tag so the virtualenv built in the first one runs in the second.
 
-# ---- builder: compilers + the pinned dependencies, installed by the same bootstrap the host uses
+# ---- builder: the pinned dependencies, installed by the same bootstrap the host uses
 FROM python:3.11.16-slim-bookworm AS builder
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-
-# The base tag pins the Debian release; exact apt versions rotate out of bookworm(-security)
-# with every point release, so pinning them would make the build fail later, not reproducible.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential \
-    && rm -rf /var/lib/apt/lists/*
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -26,16 +20,20 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /app
 
-# Only what the dependency install needs, so this layer is rebuilt only when the requirement files,
-# the dbt adapter plugin (dbt_project/adapter) or the bootstrap change. bootstrap.sh reads them and
-# writes .venv/.requirements.sha256, which makes scripts/run.sh skip the install at start. The image
-# installs requirements.txt only (no Java, no Spark: DBT_TARGET=spark is for hosts with Java).
-COPY requirements.txt requirements-dev.txt requirements-spark.txt ./
+# Only what the dependency install needs, so this layer is rebuilt only when requirements.txt, the dbt adapter
+# plugin (dbt_project/adapter) or the bootstrap change. bootstrap.sh writes .venv/.requirements.sha256, which
+# makes scripts/run.sh skip the install at start. The image installs requirements.txt only (no Java, no Spark:
+# DBT_TARGET=spark is for hosts with Java). No compilers: every pinned dependency installs from a wheel.
+# Then out of the venv goes what only installing needs (pip, setuptools, the install log): the runtime never
+# installs, as its run.sh finds the stamp.
+COPY requirements.txt ./
 COPY scripts/bootstrap.sh scripts/
 COPY dbt_project/adapter dbt_project/adapter
-RUN VENV_DIR=/app/.venv scripts/bootstrap.sh
+RUN VENV_DIR=/app/.venv scripts/bootstrap.sh \
+    && /app/.venv/bin/python -m pip uninstall --yes --quiet pip setuptools \
+    && rm -f /app/.venv/pip-install.log
 
-# ---- runtime: no compilers, non-root, started exactly as on a host (scripts/run.sh)
+# ---- runtime: non-root, started exactly as on a host (scripts/run.sh)
 FROM python:3.11.16-slim-bookworm AS runtime
 
 RUN groupadd --system --gid 10001 app \
@@ -54,7 +52,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 COPY --from=builder /app/.venv /app/.venv
-# Code stays owned by root (read-only for the app); only STATE_DIR is writable.
+# Code stays owned by root (read-only for the app); only STATE_DIR is writable. .dockerignore keeps out what
+# does not run (tests, docs, dev and Spark requirements, local state).
 COPY . .
 RUN mkdir -p /app/.state && chown app:app /app/.state
 
@@ -63,7 +62,7 @@ USER 10001:10001
 
 EXPOSE 8000
 
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=4)"]
 
 ENTRYPOINT ["/app/scripts/run.sh"]
