@@ -4,10 +4,13 @@
 # against a real Postgres: TEST_DATABASE_URL if set, else an embedded one started (and stopped) here.
 # pytest includes schemathesis (tests/api/test_schemathesis.py): every OpenAPI operation fuzzed against the
 # served API, with and without the token; no 5xx, every answer matching its schema.
-# Then the spark tier: the tests marked `spark` (scripts/bootstrap.sh --spark first; skipped only without Java).
+# Then the spark tier: the tests marked `spark` (scripts/bootstrap.sh --spark first; skipped only without Java),
+# and the docker tier: the tests marked `docker` on a real Docker engine (scripts/docker-test.sh: it starts one
+# when it can, builds stand-in base images when they cannot be pulled, and removes what it started; skipped only
+# when no engine runs and none can be started, or with SKIP_DOCKER_TESTS=1).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k trigger -x
 # scripts/test.sh --fast [pytest args]: the inner loop, the same lint and the tests not marked `slow` (unit
-# tests and the quick API tests; no browser, no subprocess scripts, no fault injection), no spark tier.
+# tests and the quick API tests; no browser, no subprocess scripts, no fault injection), no spark or docker tier.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fast=0
@@ -58,12 +61,12 @@ fi
 rm -rf "$lint_tmp"
 
 if [ "$fast" = 1 ]; then
-  echo "test: pytest, the fast tier (not slow, not spark; scripts/test.sh runs everything)"
-  pytest -m "not slow and not spark" "$@"
+  echo "test: pytest, the fast tier (not slow, not spark, not docker; scripts/test.sh runs everything)"
+  pytest -m "not slow and not spark and not docker" "$@"
   exit 0
 fi
 echo "test: pytest"
-pytest -m "not spark" "$@"
+pytest -m "not spark and not docker" "$@"
 
 # The Spark tier (DBT_TARGET=spark): on by default; skipped, saying so, only when Java is missing.
 if [ "${SKIP_SPARK_TESTS:-}" = 1 ]; then
@@ -78,4 +81,12 @@ else
   else
     echo "test: SKIPPED the spark tier: Java could not be installed (install Java 17 or 21)" >&2
   fi
+fi
+
+# The Docker tier: on when a Docker engine runs or can be started; it says why when it skips.
+if [ "${SKIP_DOCKER_TESTS:-}" = 1 ]; then
+  echo "test: docker tier skipped (SKIP_DOCKER_TESTS=1)"
+else
+  echo "test: docker tier (the image and the README's Docker section on a real engine: scripts/docker-test.sh)"
+  "$ROOT/scripts/docker-test.sh" "$@"
 fi
