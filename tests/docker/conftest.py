@@ -33,6 +33,8 @@ IN_TIER = os.environ.get("FEATURES_MART_DOCKER_TIER") == "1"
 APP_UID = 10001
 #: Labels every container, volume and network the tests create, so that a leftover can be traced.
 LABEL = "features-mart.test"
+#: The repository of the images the tests build (removed at the end of the session).
+TEST_REPOSITORY = "features-mart-test"
 
 
 def docker(*args: str, timeout: float = 300, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -187,24 +189,31 @@ LOCAL_STATE = {
 
 
 @pytest.fixture(scope="session")
-def image(engine, fresh_copy) -> Iterator[str]:
+def built_images(engine) -> Iterator[None]:
+    """The images the tests build, removed at the end of the session, not before: the builds share the classic
+    builder's layer cache (its untagged builder-stage images), so the image is built from scratch once."""
+    before = image_ids()
+    yield
+    tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}", TEST_REPOSITORY).stdout.split()
+    if tags:
+        docker("rmi", "-f", *tags, check=False)
+    remove_new_dangling_images(before)
+
+
+@pytest.fixture(scope="session")
+def image(built_images, fresh_copy) -> str:
     """The project's image, built (as `docker build .`) from a fresh copy holding a developer's local state."""
     context = fresh_copy("image")
     for rel, text in LOCAL_STATE.items():
         (context / rel).parent.mkdir(parents=True, exist_ok=True)
         (context / rel).write_text(text)
-    tag = f"features-mart-test:{uuid.uuid4().hex[:12]}"
-    before = image_ids()
-    try:
-        docker("build", "-t", tag, str(context), timeout=1200)
-        yield tag
-    finally:
-        docker("rmi", "-f", tag, check=False)
-        remove_new_dangling_images(before)
+    tag = f"{TEST_REPOSITORY}:{uuid.uuid4().hex[:12]}"
+    docker("build", "-t", tag, str(context), timeout=1800)
+    return tag
 
 
 def remove_new_dangling_images(before: set[str]) -> None:
-    """The untagged images a build made since `before` (the builder stage of the legacy builder)."""
+    """The untagged images made since `before` (the classic builder's builder stages, retagged images)."""
     dangling = set(docker("images", "-q", "--no-trunc", "--filter", "dangling=true").stdout.split())
     for ref in dangling - before:
         docker("rmi", "-f", ref, check=False)

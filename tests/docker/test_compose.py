@@ -30,11 +30,9 @@ from tests.docker.conftest import (
     docker_time,
     http,
     http_json,
-    image_ids,
     inspect,
     process_uids,
     published_port,
-    remove_new_dangling_images,
     wait_until,
 )
 from tests.expected import assert_rows_match, compute
@@ -139,7 +137,7 @@ def assert_ok(done: subprocess.CompletedProcess[str], what: str) -> str:
 
 
 @pytest.fixture(scope="module", params=["v1", "v2"])
-def stack(request, engine, fresh_copy, tmp_path_factory) -> Iterator[Stack]:
+def stack(request, built_images, fresh_copy, tmp_path_factory) -> Iterator[Stack]:
     flavour = request.param
     env = {
         k: v
@@ -162,7 +160,6 @@ def stack(request, engine, fresh_copy, tmp_path_factory) -> Iterator[Stack]:
     env["PORT"] = str(port)  # the host port: Compose takes it from the shell over .env
     root = fresh_copy(f"stack-{flavour}")
     saved = docker("images", "-q", "--no-trunc", APP_IMAGE).stdout.strip()
-    before = image_ids()
     stack = Stack(root=root, flavour=flavour, env=env, port=port, compose=compose)
     try:
         yield stack
@@ -174,7 +171,6 @@ def stack(request, engine, fresh_copy, tmp_path_factory) -> Iterator[Stack]:
             docker("rmi", "-f", APP_IMAGE, check=False)
         if saved:
             docker("tag", saved, APP_IMAGE, check=False)  # a developer's own stack keeps its image
-        remove_new_dangling_images(before)
 
 
 def test_compose_refuses_to_start_without_a_password_or_a_token(stack, tmp_path):

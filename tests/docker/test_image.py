@@ -14,14 +14,13 @@ from api.config import REPO_ROOT
 from tests.docker.conftest import (
     APP_UID,
     LOCAL_STATE,
+    TEST_REPOSITORY,
     docker,
     http,
     http_json,
-    image_ids,
     inspect,
     process_uids,
     published_port,
-    remove_new_dangling_images,
     wait_healthy,
     wait_until,
 )
@@ -194,16 +193,11 @@ def test_a_code_change_rebuilds_without_reinstalling_the_dependencies(image, fre
     """The dependency layer is cached: a change to the app's code rebuilds only what follows it."""
     context = fresh_copy("rebuild")
     (context / "api" / "__init__.py").write_text((context / "api" / "__init__.py").read_text() + "# changed\n")
-    tag = f"features-mart-test:{uuid.uuid4().hex[:12]}"
-    before = image_ids()
-    try:
-        env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the classic builder's output names each step's cache use
-        out = docker("build", "-t", tag, str(context), env=env, timeout=1200).stdout
-        steps = {step.split("\n", 1)[0]: step for step in out.split("Step ")[1:]}
-        install = [step for first, step in steps.items() if "scripts/bootstrap.sh" in first and "RUN" in first]
-        code = [step for first, step in steps.items() if first.split(" : ", 1)[-1].startswith("COPY . .")]
-        assert install and "Using cache" in install[0], f"the dependency install ran again:\n{out[-3000:]}"
-        assert code and "Using cache" not in code[0], "the changed code was not copied"
-    finally:
-        docker("rmi", "-f", tag, check=False)
-        remove_new_dangling_images(before)
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the classic builder's output names each step's cache use
+    tag = f"{TEST_REPOSITORY}:{uuid.uuid4().hex[:12]}"
+    out = docker("build", "-t", tag, str(context), env=env, timeout=1800).stdout
+    steps = {step.split("\n", 1)[0]: step for step in out.split("Step ")[1:]}
+    install = [step for first, step in steps.items() if "scripts/bootstrap.sh" in first and "RUN" in first]
+    code = [step for first, step in steps.items() if first.split(" : ", 1)[-1].startswith("COPY . .")]
+    assert install and "Using cache" in install[0], f"the dependency install ran again:\n{out[-3000:]}"
+    assert code and "Using cache" not in code[0], "the changed code was not copied"
