@@ -25,7 +25,7 @@ from tests.conftest import LOCAL, RUN_TIMEOUT, wait_for_run, wait_until
 from tests.datasets import edit_text, random_dataset
 from tests.reliability.conftest import ApiServers, current_step, dbt_blocked_on, run_row, trigger, trigger_and_wait
 
-TOKEN = "page-t0ken"
+TOKEN = "page-test-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 #: The dbt resource types a run executes (its test step leaves the unit tests out): every node of these in the
 #: run's manifest is one row of its page.
@@ -266,7 +266,8 @@ def test_a_rejected_runs_page_shows_every_problem_in_full_after_the_browser_logi
     shutil.rmtree(settings.data_dir)
     random_dataset(settings.data_dir, seed=19, users=60, experiments=40)
     edit_text("users.csv", lambda text: re.sub(r"2024-(\d\d)-\d\d", r"2024-\1-32", text))(settings.data_dir)
-    edit_text("users.csv", lambda text: re.sub(r"\n(\d+),User", r"\n\1x,User", text, count=1))(settings.data_dir)
+    attack = "<img src=x onerror=window.pwned=1>"  # data is shown as text, never run as HTML
+    edit_text("users.csv", lambda text: re.sub(r"\n(\d+),User", f"\n{attack},User", text, count=1))(settings.data_dir)
     with pytest.raises(DataError) as rejected:
         prepare_seeds(settings.data_dir, tmp_path / "validated")
     problems = rejected.value.problems
@@ -295,6 +296,8 @@ def test_a_rejected_runs_page_shows_every_problem_in_full_after_the_browser_logi
     assert f"{rejected.value.total} problems, the first 50 listed" in details
     assert f"and {rejected.value.total - 50} more" in details
     assert page.locator("#whole-error").inner_text() == run["error"]
+    assert attack in details and page.locator("#problem img").count() == 0
+    assert page.evaluate("window.pwned") is None
     assert page.locator("details[data-step=seed]").get_attribute("data-status") == "failed"
     assert page.locator("details[data-step=run]").get_attribute("data-status") == "skipped"
     check_page(page, errors, tmp_path / "run-rejected.png")
@@ -307,6 +310,7 @@ def test_a_rejected_runs_page_shows_every_problem_in_full_after_the_browser_logi
     assert text.startswith(f"{first.file}, line {first.line}") and first.message in text, text
     assert f"(and {rejected.value.total - 1} more problems)" in text
     assert cell.evaluate("c => c.scrollWidth <= c.clientWidth && c.scrollHeight <= c.clientHeight"), "clipped"
+    assert page.locator("#runs img").count() == 0 and page.evaluate("window.pwned") is None
     check_page(page, errors, tmp_path / "runs-rejected.png")
 
 

@@ -136,6 +136,7 @@ def test_status_check_of_an_old_database_is_upgraded(database):
         conn.execute("insert into ops.runs (status, cancel_reason) values ('cancelled', 'x')")
 
 
+@pytest.mark.slow
 def test_each_step_has_its_part_of_the_log(client):
     run = client.post("/trigger?wait=true").json()
     assert run["status"] == "success", run["error"]
