@@ -156,6 +156,8 @@
     stepsKey = key;
     const box = $("steps");
     const open = new Set([...box.querySelectorAll("details[open]")].map((d) => d.dataset.step));
+    const focused = document.activeElement && document.activeElement.closest("details.step");
+    const refocus = focused && focused.dataset.step;
     const running = run.steps.find((s) => s.status === "running");
     if (autoOpened && (!running || running.name !== autoOpened) && !userOpened.has(autoOpened)) open.delete(autoOpened);
     if (running && !userOpened.has(running.name)) { open.add(running.name); autoOpened = running.name; }
@@ -183,6 +185,7 @@
       if (s.status !== "running" && logs[s.name] && logs[s.name].running) delete logs[s.name];  // it has ended: reload
     }
     for (const d of box.querySelectorAll("details[open]")) showLog(d.dataset.step);
+    if (refocus) box.querySelector(`details[data-step="${refocus}"] > summary`).focus();  // where the reader was
   }
 
   async function loadLog(name) {

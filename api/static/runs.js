@@ -4,7 +4,7 @@
 
 (() => {
   const { $, el, svg, api, secs, duration, timeEl, stepStatus, legend, firstProblem, STATUS_WORDS } = FM;
-  let active = null, stream = null, streaming = null;
+  let active = null, stream = null, streaming = null, shown = "", refreshes = 0;
 
   function say(text) { $("message").textContent = text; }
 
@@ -33,12 +33,17 @@
     if (!first) return td;
     td.append(el("span", { class: "first" }, first.text));
     if (first.more > 0) td.append(" ", el("span", { class: "more" }, `(and ${first.more} more ${first.unit}${first.more > 1 ? "s" : ""})`));
-    td.append(" ", el("a", { href: `/run/${run.run_id}`, "aria-label": `details of run ${run.run_id}` }, "details"));
+    td.append(" ", el("a", { href: `/run/${run.run_id}`, class: "details-link", "aria-label": `details of run ${run.run_id}` }, "details"));
     return td;
   }
 
   function renderRuns(items) {
+    const key = JSON.stringify(items);
+    if (key === shown) return;  // nothing new: the table (and the keyboard focus in it) stays
+    shown = key;
     const body = $("runs");
+    const focused = document.activeElement && document.activeElement.closest("tr[data-run-id] a");
+    const refocus = focused && [focused.closest("tr").dataset.runId, focused.className];
     body.replaceChildren();
     for (const run of items) {
       const tr = el("tr", { "data-run-id": run.run_id, "data-status": run.status });
@@ -51,6 +56,10 @@
       tr.append(el("td", {}, stepsBar(run)));
       tr.append(problemCell(run));
       body.append(tr);
+    }
+    if (refocus) {  // the link the reader was on, in the new table
+      const again = body.querySelector(`tr[data-run-id="${refocus[0]}"] a.${refocus[1]}`);
+      if (again) again.focus();
     }
   }
 
@@ -144,6 +153,7 @@
     $("trigger").disabled = !!active;
     if (active) follow(active);
     document.body.dataset.loaded = "true";
+    document.body.dataset.refreshes = ++refreshes;
   }
 
   $("legend").append(legend());

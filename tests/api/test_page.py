@@ -385,6 +385,16 @@ def test_a_running_runs_page_updates_live(servers, chromium, database, tmp_path)
         assert page.locator("details[data-step=test]").get_attribute("data-status") == "pending"
         assert page.locator("h1 .status").inner_text() == "running"
         check_page(page, errors, tmp_path / "run-live.png")
+
+        # the runs page redraws the active run's row every refresh: the keyboard focus stays on its link
+        runs = open_page(chromium, f"{api.base_url}/", errors)
+        tab_to(runs, f"e.classList.contains('run-link') && e.getAttribute('href') === '/run/{run_id}'")
+        runs.evaluate("document.querySelector('#runs tr').dataset.drawn = 'before'")
+        seen = int(runs.locator("body").get_attribute("data-refreshes"))
+        runs.wait_for_function(f"Number(document.body.dataset.refreshes) >= {seen + 2}", timeout=60_000)
+        assert runs.locator("#runs tr").first.get_attribute("data-drawn") is None, "the row was redrawn"
+        assert runs.evaluate("document.activeElement.getAttribute('href')") == f"/run/{run_id}", "focus lost"
+        runs.close()
     page.wait_for_selector("body[data-ended=success]", timeout=RUN_TIMEOUT * 1000)
     assert page.evaluate("window.sameDocument === true"), "updated in place, not reloaded"
     assert page.locator("h1 .status").inner_text() == "success"
