@@ -16,7 +16,7 @@ MAX_ID = 2**63 - 1
 MAX_TAIL = 1_000_000
 
 RunStatus = Literal["queued", "running", "success", "failed", "cancelled"]
-StepStatus = Literal["pending", "running", "success", "failed", "skipped"]
+StepStatus = Literal["pending", "running", "success", "failed", "cancelled", "skipped"]
 
 
 class Step(BaseModel):
@@ -25,6 +25,9 @@ class Step(BaseModel):
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     exit_code: int | None = Field(None, description="dbt's exit code: 0 ok, 1 handled failure, 2 crash, <0 signal")
+    log_offset: int | None = Field(
+        None, description="where the step's lines begin in the run's log, in bytes (`/logs?step=` serves them)"
+    )
 
 
 class Progress(BaseModel):
@@ -45,9 +48,24 @@ class Failure(BaseModel):
     rows: list[dict[str, Any]] = Field(default_factory=list, description="the first failing rows")
 
 
+class InputProblem(BaseModel):
+    file: str = Field(description="the input file (a folder, for a problem with the folder itself)")
+    line: int | None = Field(None, description="1-based physical line in the file; null for a whole-file problem")
+    column: str | None = None
+    value: str | None = Field(None, description="the offending value (long values shortened)")
+    key: str | None = Field(None, description="the row's key, e.g. `experiment_id 5`, when known")
+    message: str
+
+
+class InputProblems(BaseModel):
+    total: int = Field(description="how many problems the validator found")
+    items: list[InputProblem] = Field(description="the first of them (at most 50), in file and line order")
+
+
 class RunLinks(BaseModel):
     self: str
     logs: str
+    page: str = Field(description="the run's page, for a browser")
 
 
 class Run(BaseModel):
@@ -67,6 +85,9 @@ class Run(BaseModel):
         "(the mart was published)",
     )
     failures: list[Failure] = Field(default_factory=list, description="on failure: the failed dbt nodes")
+    input_problems: InputProblems | None = Field(
+        None, description="when the seed step rejected the input: every problem with its file, line, column, value"
+    )
     cancel_requested_at: dt.datetime | None = Field(None, description="when a cancel was asked for (POST .../cancel)")
     cancel_reason: str | None = Field(None, description="who or what asked for the cancel")
     links: RunLinks

@@ -15,6 +15,10 @@ from api.core.runs import history
 from api.schemas import Run
 
 
+def run_links(run_id: int) -> dict[str, str]:
+    return {"self": f"/runs/{run_id}", "logs": f"/runs/{run_id}/logs", "page": f"/run/{run_id}"}
+
+
 def to_run(row: dict[str, Any]) -> Run:
     started, finished = row["started_at"], row["finished_at"]
     end = finished or (datetime.now(started.tzinfo) if started else None)
@@ -30,9 +34,10 @@ def to_run(row: dict[str, Any]) -> Run:
         progress=row["progress"] if row["status"] == "running" else None,
         error=row["error"],
         failures=row["failures"] or [],
+        input_problems=row.get("input_problems"),
         cancel_requested_at=row.get("cancel_requested_at"),
         cancel_reason=row.get("cancel_reason"),
-        links={"self": f"/runs/{row['run_id']}", "logs": f"/runs/{row['run_id']}/logs"},
+        links=run_links(row["run_id"]),
     )
 
 

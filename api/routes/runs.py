@@ -5,7 +5,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path as FilePath
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, Literal
 
 import psycopg
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
@@ -14,6 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.core import webhooks
 from api.core.job.files import runs_dir
+from api.core.job.steps import STEP_NAMES
 from api.core.runs import history
 from api.deps import Authorized, DatabaseDep, SettingsDep
 from api.schemas import MAX_ID, MAX_OFFSET, MAX_TAIL, CancelRequest, Message, Run, RunPage, WebhookDelivery
@@ -59,27 +60,50 @@ def get_logs(
     run_id: RunId,
     db: DatabaseDep,
     tail: Annotated[int | None, Query(ge=1, le=MAX_TAIL, description="only the last N lines")] = None,
+    step: Annotated[
+        Literal[STEP_NAMES] | None,  # type: ignore[valid-type]
+        Query(description="only the lines this step wrote (404 if it has not started)"),
+    ] = None,
 ) -> StreamingResponse:
-    """The run's dbt output as text, streamed (it grows while the run is running)."""
+    """The run's dbt output as text, streamed (it grows while the run is running); `step`: one step's part."""
     row = run_row(db, run_id)
     path = FilePath(row["log_path"]) if row["log_path"] else None
     if path is None or not path.is_file():
         raise HTTPException(status_code=404, detail=f"run {run_id} has no log on this server (not started, or pruned)")
+    bounds = _step_bounds(row, step) if step else (0, None)
     fh = open(path, "rb")  # noqa: SIM115 - closed by the generator, which the response drains
     size = fh.seek(0, 2)  # what the log holds now: a running run keeps appending
-    start = _tail_offset(fh, size, tail) if tail else 0
-    return StreamingResponse(_read(fh, start, size), media_type="text/plain; charset=utf-8")
+    begin, end = min(bounds[0], size), size if bounds[1] is None else min(bounds[1], size)
+    start = _tail_offset(fh, end, tail, begin) if tail else begin
+    return StreamingResponse(_read(fh, start, end), media_type="text/plain; charset=utf-8")
 
 
-def _tail_offset(fh: BinaryIO, size: int, lines: int) -> int:
-    """The offset where the last `lines` lines of the file's first `size` bytes begin."""
-    if size == 0:
-        return 0
+def _step_bounds(row: dict[str, Any], step: str) -> tuple[int, int | None]:
+    """Where `step`'s lines begin in the run's log and where the next step's begin (None: the end of the log)."""
+    steps = row["steps"] or []
+    names = [s["name"] for s in steps]
+    if step not in names:
+        raise HTTPException(status_code=404, detail=f"run {row['run_id']} has no step {step!r}: {', '.join(names)}")
+    index = names.index(step)
+    begin = steps[index].get("log_offset")
+    if begin is None:
+        detail = f"step {step} of run {row['run_id']} has no log of its own"
+        if steps[index]["status"] in ("pending", "skipped"):
+            raise HTTPException(status_code=404, detail=f"{detail}: it did not start ({steps[index]['status']})")
+        raise HTTPException(status_code=404, detail=f"{detail}: the run predates the steps' logs (read its whole log)")
+    later = [s["log_offset"] for s in steps[index + 1 :] if s.get("log_offset") is not None]
+    return begin, (later[0] if later else None)
+
+
+def _tail_offset(fh: BinaryIO, size: int, lines: int, floor: int = 0) -> int:
+    """The offset where the last `lines` lines of the file's bytes `floor`..`size` begin."""
+    if size <= floor:
+        return floor
     fh.seek(size - 1)
     pos = size - 1 if fh.read(1) == b"\n" else size  # a final newline ends the last line, it starts none
     found = 0
-    while pos > 0:
-        step = min(_CHUNK, pos)
+    while pos > floor:
+        step = min(_CHUNK, pos - floor)
         fh.seek(pos - step)
         block = fh.read(step)
         for i in range(len(block) - 1, -1, -1):
@@ -88,7 +112,7 @@ def _tail_offset(fh: BinaryIO, size: int, lines: int) -> int:
                 if found == lines:
                     return pos - step + i + 1
         pos -= step
-    return 0
+    return floor
 
 
 def _read(fh: BinaryIO, start: int, end: int) -> Iterator[bytes]:

@@ -26,6 +26,7 @@ def test_openapi_describes_every_endpoint(client):
         "/dbt-docs/",
         "/health",
         "/",
+        "/run/{run_id}",
         "/runs/{run_id}/cancel",
         "/runs/{run_id}/events",
         "/runs/{run_id}/artifacts/{name}",
@@ -48,4 +49,4 @@ def test_openapi_describes_every_endpoint(client):
     assert set(spec["paths"]["/trigger"]["post"]["responses"]) >= {"200", "202", "409"}
     # no endpoint takes a path, SQL or dbt argument: only these parameters exist
     params = {p["name"] for path in spec["paths"].values() for op in path.values() for p in op.get("parameters", [])}
-    assert params <= {"wait", "limit", "offset", "run_id", "user_id", "name", "tail", "next", "format"}
+    assert params <= {"wait", "limit", "offset", "run_id", "user_id", "name", "tail", "step", "next", "format"}

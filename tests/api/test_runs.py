@@ -8,8 +8,19 @@ from fastapi.testclient import TestClient
 from api.core.db.migrations import migrate
 from api.core.job.steps import step_names
 from api.core.runs import history, lock
+from api.core.seeds import DataError, prepare_seeds
 from api.main import create_app
 from tests.conftest import LOCAL, run_cli, wait_for_run
+from tests.datasets import set_cell
+
+#: How each step's part of the log begins (api/core/job/steps.py writes these lines, or dbt's invocation line).
+STEP_LOG_STARTS = {
+    "seed": "preparing input files from ",
+    "run": "$ dbt run",
+    "test": "$ dbt test",
+    "publish": "published schemas ",
+    "docs": "$ dbt docs generate",
+}
 
 
 @pytest.mark.slow
@@ -24,7 +35,11 @@ def test_history_is_newest_first_and_paginated(client):
     assert client.get("/runs?limit=0").status_code == 422
     assert client.get("/runs/999999").status_code == 404
     assert client.get("/runs/999999/logs").status_code == 404
-    assert client.get(f"/runs/{ids[0]}").json()["links"] == {"self": f"/runs/{ids[0]}", "logs": f"/runs/{ids[0]}/logs"}
+    assert client.get(f"/runs/{ids[0]}").json()["links"] == {
+        "self": f"/runs/{ids[0]}",
+        "logs": f"/runs/{ids[0]}/logs",
+        "page": f"/run/{ids[0]}",
+    }
 
 
 @pytest.mark.slow
@@ -119,3 +134,45 @@ def test_status_check_of_an_old_database_is_upgraded(database):
     migrate(database)  # idempotent
     with database.connect() as conn:
         conn.execute("insert into ops.runs (status, cancel_reason) values ('cancelled', 'x')")
+
+
+@pytest.mark.slow
+def test_each_step_has_its_part_of_the_log(client):
+    run = client.post("/trigger?wait=true").json()
+    assert run["status"] == "success", run["error"]
+    whole = client.get(f"/runs/{run['run_id']}/logs").text
+    parts = {}
+    for step in run["steps"]:
+        answer = client.get(f"/runs/{run['run_id']}/logs", params={"step": step["name"]})
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+        parts[step["name"]] = answer.text
+        first_line = answer.text.split("\n", 1)[0]
+        assert STEP_LOG_STARTS[step["name"]] in first_line, (step["name"], first_line)
+    assert "".join(parts[s["name"]] for s in run["steps"]) == whole, "the steps' parts are the whole log, in order"
+    assert [s["log_offset"] for s in run["steps"]] == sorted(s["log_offset"] for s in run["steps"])
+    lines = parts["run"].splitlines(keepends=True)
+    for n in (1, 3, len(lines), len(lines) + 5):
+        tail = client.get(f"/runs/{run['run_id']}/logs", params={"step": "run", "tail": n})
+        assert tail.text == "".join(lines[-n:]), n
+    assert client.get(f"/runs/{run['run_id']}/logs?step=transfer").status_code == 404  # not a step of this run
+    assert client.get(f"/runs/{run['run_id']}/logs?step=nope").status_code == 422
+
+
+def test_a_rejected_input_is_recorded_problem_by_problem(client, settings, tmp_path):
+    set_cell("users.csv", 3, "signup_date", "2021-02-30")(settings.data_dir)
+    set_cell("users.csv", 5, "user_id", "x7")(settings.data_dir)
+    set_cell("user_experiments.csv", 6, "experiment_compound_ids", "1:3")(settings.data_dir)
+    with pytest.raises(DataError) as rejected:
+        prepare_seeds(settings.data_dir, tmp_path / "out")
+    run = client.post("/trigger?wait=true").json()
+    assert run["status"] == "failed"
+    expected = [
+        {"file": p.file, "line": p.line, "column": p.column, "value": p.value, "key": p.key, "message": p.message}
+        for p in rejected.value.problems
+    ]
+    assert run["input_problems"] == {"total": rejected.value.total, "items": expected}
+    assert len(expected) >= 3 and {p["column"] for p in expected} >= {"signup_date", "user_id"}
+    assert str(rejected.value) in run["error"], "the error text stays as it was"
+    assert [s["status"] for s in run["steps"]] == ["failed", "skipped", "skipped", "skipped", "skipped"]
+    assert client.get(f"/runs/{run['run_id']}/logs?step=run").status_code == 404  # skipped: no log of its own
+    assert client.get(f"/runs/{run['run_id']}/logs?step=seed").text.startswith("preparing input files")

@@ -96,6 +96,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             'One row per SCHEDULE tick, claimed by the API process that fired it.';
         """,
     ),
+    Migration(
+        4,
+        "input problems of a run",
+        """
+        alter table ops.runs add column input_problems jsonb;
+        comment on column ops.runs.input_problems is
+            'When the seed step rejected the input: {"total": N, "items": [{file, line, column, value, key, message}]}';
+        """,
+    ),
 )
 
 _HISTORY = """

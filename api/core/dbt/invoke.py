@@ -140,6 +140,8 @@ def run_dbt(
     death by a signal (negative code)."""
     args = list(args)
     target_path.mkdir(parents=True, exist_ok=True)
+    # a command that writes no run_results.json (cancelled, crashed) must not pass for the previous one's
+    (target_path / "run_results.json").unlink(missing_ok=True)
     full_env = process_env(
         {
             **env,

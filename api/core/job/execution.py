@@ -126,7 +126,7 @@ class RunExecution:
         """Run the steps in order, stopping at the first failure or at a cancel. Whatever happens (even a full
         disk), the outcome is recorded in ops.runs before anything is written to a file: the log only gets what
         can still be written."""
-        status, error, found, published = "failed", None, [], False
+        status, error, found, problems, published = "failed", None, [], None, False
         log_file = BestEffortLog(self.run_dir / "dbt.log")
         self.handle.update(status="running", started_at=now(), log_path=str(log_file.path), steps=self.steps)
         webhooks.run_event(self.settings, self.db, "run.started", self.run_id)  # never blocks
@@ -136,12 +136,14 @@ class RunExecution:
                     if self.stop_requested:
                         error = self._stopped_reason(f"before step {step.name}")
                         break
-                    self._set_step(index, status="running", started_at=now().isoformat())
+                    self._set_step(index, status="running", started_at=now().isoformat(), log_offset=log_file.offset())
                     self.handle.update(progress={"step": step.name, **Progress().as_dict()})
                     outcome = step.run(self, log_file)
+                    # a step stopped by a cancel did not fail: the run ends `cancelled`, and so does the step
+                    stopped = "cancelled" if self.cancel_reason else "failed"
                     self._set_step(
                         index,
-                        status="success" if outcome.ok else "failed",
+                        status="success" if outcome.ok else stopped,
                         finished_at=now().isoformat(),
                         exit_code=outcome.exit_code,
                     )
@@ -151,7 +153,7 @@ class RunExecution:
                         break
                     if not outcome.ok:
                         error = f"step {step.name} failed: {outcome.error}"
-                        found = outcome.failures
+                        found, problems = outcome.failures, outcome.input_problems
                         break
                 else:
                     status = "success"
@@ -181,7 +183,7 @@ class RunExecution:
                 log.warning("could not drop the build schemas of run %s", self.run_id, exc_info=True)
         self.handle.update(
             status=status, finished_at=now(), steps=self.steps, error=error, failures=found or None,
-            progress=None, dbt_pid=None, final=True,
+            input_problems=problems, progress=None, dbt_pid=None, final=True,
         )  # fmt: skip
         webhooks.run_event(self.settings, self.db, webhooks.FINISHED_EVENT.get(status, "run.failed"), self.run_id)
         log_file.write(f"run {self.run_id} {status}\n" + (f"{error}\n" if error else ""))

@@ -66,6 +66,15 @@ class BestEffortLog:
     def flush(self) -> None:
         pass  # every write is flushed
 
+    def offset(self) -> int | None:
+        """The log's size in bytes: where the next line will begin (None once the log cannot be written)."""
+        if self._file is None:
+            return None
+        try:
+            return os.fstat(self._file.fileno()).st_size
+        except OSError:
+            return None
+
     def close(self) -> None:
         file, self._file = self._file, None
         if file is not None:

@@ -10,6 +10,7 @@ that fails.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ class StepOutcome:
     exit_code: int | None = None
     error: str | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    #: The seed step's rejection of the input, structured: {"total": N, "items": [Problem fields]} (`rejected`).
+    input_problems: dict[str, Any] | None = None
 
 
 class StepContext(Protocol):
@@ -62,11 +65,18 @@ def dbt_seed(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
         prepared = prepare_seeds(ctx.settings.data_dir, ctx.build_dir / "seeds")
     except DataError as exc:
         log_file.write(f"{exc}\n")
-        return StepOutcome(ok=False, error=f"the input data was rejected, nothing was loaded:\n{exc}")
+        return StepOutcome(
+            ok=False, error=f"the input data was rejected, nothing was loaded:\n{exc}", input_problems=rejected(exc)
+        )
     log_file.write(f"input ok: {prepared.row_counts}\n")
     if ctx.stop_requested:  # cancelled while the input was being validated
         return StepOutcome(ok=False, error="stopped before dbt seed")
     return ctx.dbt(["seed", NO_WRITE_JSON], log_file, "seed")
+
+
+def rejected(exc: DataError) -> dict[str, Any]:
+    """Every problem the validator kept (file, line, column, value, key, message) and how many it found."""
+    return {"total": exc.total, "items": [dataclasses.asdict(problem) for problem in exc.problems]}
 
 
 def dbt_run(ctx: StepContext, log_file: IO[str]) -> StepOutcome:

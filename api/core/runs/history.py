@@ -21,11 +21,11 @@ from api.core.db.database import Database
 ACTIVE = ("queued", "running")  # the statuses of a run that holds, or is about to hold, RUN_LOCK
 STATUSES = (*ACTIVE, "success", "failed", "cancelled")
 #: The columns written as JSON.
-JSON_COLUMNS = frozenset({"steps", "progress", "trigger", "failures"})
+JSON_COLUMNS = frozenset({"steps", "progress", "trigger", "failures", "input_problems"})
 
 _COLUMNS = (
     "run_id, status, trigger, created_at, started_at, finished_at, steps, progress, error, failures, "
-    "log_path, dbt_pid, worker, cancel_requested_at, cancel_reason"
+    "log_path, dbt_pid, worker, cancel_requested_at, cancel_reason, input_problems"
 )
 
 
