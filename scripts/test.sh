@@ -36,13 +36,24 @@ fi
 echo "test: Dockerfile and compose file (static)"
 scripts/lint-docker.sh
 
-if [ -z "${TEST_DATABASE_URL:-}" ]; then
-  TEST_STATE="$(mktemp -d "${TMPDIR:-/tmp}/features-mart-test.XXXXXX")"
-  cleanup() {
+# pytest's temporary folders: this run's own, not the shared /tmp/pytest-of-<user>, which every pytest session
+# on the machine prunes and resets to 0700 (locking the embedded Postgres's OS user out of another session's
+# servers). 0755 so that user can reach the data directories the tests make. A --basetemp given here wins.
+PYTEST_TMP="$(mktemp -d "${TMPDIR:-/tmp}/features-mart-pytest.XXXXXX")"
+chmod 755 "$PYTEST_TMP"
+export PYTEST_ADDOPTS="--basetemp=$PYTEST_TMP/tmp ${PYTEST_ADDOPTS:-}"
+TEST_STATE=""
+cleanup() {
+  if [ -n "$TEST_STATE" ]; then
     STATE_DIR="$TEST_STATE" python -m api.cli db stop >/dev/null 2>&1 || true
     rm -rf "$TEST_STATE"
-  }
-  trap cleanup EXIT
+  fi
+  rm -rf "$PYTEST_TMP"
+}
+trap cleanup EXIT
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  TEST_STATE="$(mktemp -d "${TMPDIR:-/tmp}/features-mart-test.XXXXXX")"
   echo "test: starting an embedded Postgres for the tests in $TEST_STATE"
   env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db start
   TEST_DATABASE_URL="$(env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db url)"
