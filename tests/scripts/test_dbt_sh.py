@@ -31,8 +31,8 @@ def test_dbt_sh_build_with_relative_paths_and_messy_input(settings, tmp_path):
     messy_variants()["all_combined"](data)
     done = dbt_sh(settings, tmp_path, "build", DATA_DIR="my-data", STATE_DIR="my-state")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"input {data} ok" in done.stdout
-    assert "dbt.sh: built into raw, staging, intermediate, marts on postgresql://" in done.stdout
+    assert f"input {data} ok" in done.stderr
+    assert "dbt.sh: built into raw__dev, staging__dev, intermediate__dev, marts__dev on postgresql://" in done.stderr
     assert (tmp_path / "my-state" / "cli" / "target" / "manifest.json").is_file()
     # the normalised CSV copies (personal data), the log and dbt's target: this account only
     assert (tmp_path / "my-state" / "cli" / "seeds" / "users.csv").is_file()
@@ -110,7 +110,7 @@ def test_dbt_sh_on_spark_selects_the_spark_target_without_postgres_for_reading_c
     spark = {"DBT_TARGET": "spark", "STATE_DIR": str(state), "DATABASE_URL": ""}
     done = dbt_sh(settings, tmp_path, "ls", "--resource-type", "seed", **spark)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"on Spark (local[*], in {state / 'spark'})" in done.stdout
+    assert f"on Spark (local[*], in {state / 'spark'})" in done.stderr
     assert "features_mart.users" in done.stdout and "target='spark'" not in done.stderr
     assert not (state / "pg").exists(), "a reading command on Spark must not start Postgres"
     manifest = (state / "cli" / "target" / "manifest.json").read_text()
