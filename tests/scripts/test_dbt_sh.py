@@ -120,3 +120,54 @@ def test_dbt_sh_on_spark_selects_the_spark_target_without_postgres_for_reading_c
     done = dbt_sh(settings, tmp_path, "build", DBT_TARGET="spark", STATE_DIR=str(state))
     assert done.returncode == 1
     assert "user_experiments.csv, line 6 (experiment_id 5): experiment_compound_ids '1:3'" in done.stderr
+
+
+def test_dbt_sh_build_never_replaces_the_mart_the_api_serves_and_publish_is_a_recorded_run(settings, database):
+    """The issue's case: `scripts/dbt.sh build` on other input while the API serves. It builds into marts__dev;
+    the API's mart and its run id stay. `build --publish` is a run like an API one (trigger source `cli`), which
+    the API serves and lists."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.conftest import LOCAL, mart_rows
+
+    with TestClient(create_app(settings), base_url=LOCAL) as api:
+        done = dbt_sh(settings, REPO_ROOT, "build", "--publish")
+        assert done.returncode == 0, done.stderr[-3000:]
+        first = api.get("/features", params={"limit": 100})
+        assert first.status_code == 200 and first.json()["total"] == 10
+        run_id = int(first.headers["X-Mart-Run-Id"])
+        run = api.get(f"/runs/{run_id}").json()
+        assert run["status"] == "success" and run["trigger"]["source"] == "cli", run
+        assert run["trigger"]["command"] == "scripts/dbt.sh build --publish"
+        assert f"run {run_id} success: published raw, staging, intermediate, marts" in done.stderr
+
+        with open(settings.data_dir / "users.csv", "a") as users:  # an 11th user, without experiments
+            users.write("11,Zed,zed@example.com,2024-01-01\n")
+        done = dbt_sh(settings, REPO_ROOT, "build")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert len(mart_rows(database, "marts__dev")) == 11
+        again = api.get("/features", params={"limit": 100})
+        assert again.json()["total"] == 10 and again.headers["X-Mart-Run-Id"] == str(run_id), "replaced behind its back"
+        assert api.get("/runs").json()["total"] == 1
+
+        done = dbt_sh(settings, REPO_ROOT, "build", "--publish")
+        assert done.returncode == 0, done.stderr[-3000:]
+        last = api.get("/features", params={"limit": 100})
+        assert last.json()["total"] == 11 and int(last.headers["X-Mart-Run-Id"]) > run_id
+        assert [r["trigger"]["source"] for r in api.get("/runs").json()["items"]] == ["cli", "cli"]
+
+
+def test_dbt_sh_publish_refuses_while_a_run_is_active_and_takes_no_dbt_arguments(settings, database):
+    from api.core.db.migrations import migrate
+    from api.core.job.steps import step_names
+
+    migrate(database)
+    handle = lock.start_run(database, {"source": "test"}, step_names("default"))
+    try:
+        done = dbt_sh(settings, REPO_ROOT, "build", "--publish")
+    finally:
+        handle.release()
+    assert done.returncode == 1 and f"run {handle.run_id} is already in progress" in done.stderr, done.stderr
+    done = dbt_sh(settings, REPO_ROOT, "build", "--publish", "--select", "user_features")
+    assert done.returncode == 2 and "takes no dbt arguments" in done.stderr
