@@ -8,9 +8,8 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from api.config import Settings, get_settings
@@ -18,9 +17,9 @@ from api.core.db.database import open_database
 from api.core.job.runner import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
-from api.deps import BearerCredentials, login_redirect, require_browser
+from api.deps import require_browser
 from api.middleware import RequestGuard, RequestMetricsMiddleware
-from api.routes import docs, features, health, login, metrics, page, runs, schedule, trigger
+from api.routes import docs, features, health, login, metrics, page, reference, runs, schedule, trigger
 from api.security import redact_logs
 
 log = logging.getLogger("api")
@@ -99,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))
     app.add_middleware(RequestGuard, settings=settings)  # outermost: a refused request reaches nothing
-    for module in (page, trigger, runs, features, docs, schedule, metrics, health, login):
+    for module in (page, trigger, runs, features, docs, reference, schedule, metrics, health, login):
         app.include_router(module.router)
 
     browser = [Depends(require_browser)]
@@ -107,11 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/openapi.json", include_in_schema=False, dependencies=browser)
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
-
-    @app.get("/docs", include_in_schema=False)
-    def swagger(request: Request, credentials: BearerCredentials) -> HTMLResponse:
-        redirect = login_redirect(request, settings, credentials, "/docs")
-        return redirect or get_swagger_ui_html(openapi_url="/openapi.json", title="features-mart API")
 
     return app
 
