@@ -171,3 +171,19 @@ def test_dbt_sh_publish_refuses_while_a_run_is_active_and_takes_no_dbt_arguments
     assert done.returncode == 1 and f"run {handle.run_id} is already in progress" in done.stderr, done.stderr
     done = dbt_sh(settings, REPO_ROOT, "build", "--publish", "--select", "user_features")
     assert done.returncode == 2 and "takes no dbt arguments" in done.stderr
+
+
+def test_dbt_sh_output_is_fit_for_pipes(settings, tmp_path):
+    """dbt.sh's own lines go to stderr; with -q, `ls` and `show` with `--output json` leave only JSON on stdout,
+    as plain dbt does (`scripts/dbt.sh -q show ... --output json | python3 -m json.tool`)."""
+    import json
+
+    listed = dbt_sh(settings, tmp_path, "-q", "ls", "--resource-type", "model", "--output", "json")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    names = {json.loads(line)["name"] for line in listed.stdout.splitlines()}
+    assert {"user_features", "stg_lab__users"} <= names
+    assert "dbt.sh: input" in listed.stderr
+    assert dbt_sh(settings, tmp_path, "build", "--select", "+user_features").returncode == 0
+    shown = dbt_sh(settings, tmp_path, "-q", "show", "--select", "user_features", "--limit", "3", "--output", "json")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert [row["user_id"] for row in json.loads(shown.stdout)["show"]] == [1, 2, 3]
