@@ -141,6 +141,7 @@ def test_dbt_sh_build_never_replaces_the_mart_the_api_serves_and_publish_is_a_re
         assert run["status"] == "success" and run["trigger"]["source"] == "cli", run
         assert run["trigger"]["command"] == "scripts/dbt.sh build --publish"
         assert f"run {run_id} success: published raw, staging, intermediate, marts" in done.stderr
+        assert_published_tables_carry_dbts_descriptions(settings, database, run_id)
 
         with open(settings.data_dir / "users.csv", "a") as users:  # an 11th user, without experiments
             users.write("11,Zed,zed@example.com,2024-01-01\n")
@@ -187,3 +188,33 @@ def test_dbt_sh_output_is_fit_for_pipes(settings, tmp_path):
     shown = dbt_sh(settings, tmp_path, "-q", "show", "--select", "user_features", "--limit", "3", "--output", "json")
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert [row["user_id"] for row in json.loads(shown.stdout)["show"]] == [1, 2, 3]
+
+
+def assert_published_tables_carry_dbts_descriptions(settings, database, run_id: int) -> None:
+    """persist_docs: every table, view and column of the published schemas has dbt's description as its comment
+    (what `\\d+ marts.user_features` shows); the mart's ends with the line naming the publishing run."""
+    import json
+
+    from api.core.job.files import build_dir
+
+    manifest = json.loads((build_dir(settings) / "docs" / "manifest.json").read_text())  # the docs step's
+    wrong = []
+    with database.connect() as conn:
+        for node in manifest["nodes"].values():
+            if node["resource_type"] not in ("model", "seed"):
+                continue
+            relation = f"{node['schema']}.{node['name']}"
+            comment = conn.execute("select obj_description(%s::regclass, 'pg_class')", (relation,)).fetchone()[0]
+            if not (comment or "").startswith(node["description"].strip()):
+                wrong.append(f"{relation}: {comment!r}")
+            for column in node["columns"].values():
+                found = conn.execute(
+                    "select col_description(%s::regclass, attnum) from pg_attribute "
+                    "where attrelid = %s::regclass and attname = %s",
+                    (relation, relation, column["name"]),
+                ).fetchone()
+                if not found or (found[0] or "").strip() != column["description"].strip():
+                    wrong.append(f"{relation}.{column['name']}: {found}")
+        mart = conn.execute("select obj_description('marts.user_features'::regclass, 'pg_class')").fetchone()[0]
+    assert not wrong, wrong
+    assert mart.endswith(f"\n\npublished by features-mart run {run_id}"), mart
