@@ -18,7 +18,7 @@ from api.core.job.runner import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
 from api.deps import require_browser
-from api.middleware import RequestGuard, RequestMetricsMiddleware
+from api.middleware import HeadAsGet, RequestGuard, RequestMetricsMiddleware
 from api.routes import docs, features, health, login, metrics, page, reference, runs, schedule, trigger
 from api.security import redact_logs
 
@@ -97,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))
-    app.add_middleware(RequestGuard, settings=settings)  # outermost: a refused request reaches nothing
+    app.add_middleware(RequestGuard, settings=settings)  # a refused request reaches nothing
+    app.add_middleware(HeadAsGet)  # outermost: HEAD is a GET without the body (never a state change)
     for module in (page, trigger, runs, features, docs, reference, schedule, metrics, health, login):
         app.include_router(module.router)
 
