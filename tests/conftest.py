@@ -23,7 +23,8 @@ from psycopg.rows import dict_row
 
 from api.config import REPO_ROOT, Settings
 from api.core.db.database import Database
-from api.core.db.embedded import EmbeddedPostgres, free_port
+from api.core.db.embedded import EmbeddedPostgres
+from api.core.db.port import free_port
 from tests.datasets import copy_canonical
 
 __all__ = ["LOCAL", "free_port"]  # for the tests: a free TCP port on 127.0.0.1

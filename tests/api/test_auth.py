@@ -32,7 +32,7 @@ def secured(settings):
     [
         "/runs", "/runs/1", "/runs/1/logs", "/features", "/features/1", "/dbt-docs/", "/dbt-docs/manifest.json",
         "/docs", "/openapi.json", "/", "/schedule", "/metrics", "/runs/1/events", "/runs/1/webhooks",
-        "/runs/1/artifacts/manifest.json", "/features?format=csv",
+        "/runs/1/artifacts/manifest.json", "/features?format=csv", "/redoc", "/docs-assets/swagger-ui-bundle.js",
     ],
 )  # fmt: skip
 def test_every_endpoint_but_health_needs_the_token(secured, path):

@@ -1,4 +1,5 @@
-"""The dbt project end to end: real dbt (through the CLI that scripts/dbt.sh calls) on a real Postgres."""
+"""The dbt project end to end: real dbt (through the CLI that scripts/dbt.sh calls) on a real Postgres, building
+into the development schemas (raw__dev, ..., marts__dev) as scripts/dbt.sh does."""
 
 from __future__ import annotations
 
@@ -16,17 +17,19 @@ from tests.datasets import copy_canonical, messy_variants, quoted_value_variants
 from tests.expected import CANONICAL, assert_rows_match, compute
 
 pytestmark = pytest.mark.slow
+#: Where scripts/dbt.sh builds the mart (the profile's dev target).
+DEV = "marts__dev"
 
 
 def build(settings) -> None:
     done = run_cli(settings, "dbt", "build")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "built into raw, staging, intermediate, marts" in done.stdout
+    assert "built into raw__dev, staging__dev, intermediate__dev, marts__dev" in done.stderr
 
 
 def test_build_canonical_matches_the_issue(settings, database, tmp_path):
     build(settings)
-    rows = mart_rows(database)
+    rows = mart_rows(database, DEV)
     assert len(rows) == 10
     for row in rows:
         name, n, share, avg_time, top, top_name, top_n, tied = CANONICAL[row["user_id"]]
@@ -38,12 +41,12 @@ def test_build_canonical_matches_the_issue(settings, database, tmp_path):
         assert row["most_common_compound_experiments"] == top_n
         assert row["tied_compound_ids"] == tied
     assert_rows_match(rows, compute(settings.data_dir, tmp_path / "expected"))
-    # the raw seeds hold typed columns, loaded into the raw schema
+    # the raw seeds hold typed columns, loaded into the raw schema (raw__dev)
     with database.connect() as conn:
         types = dict(
             conn.execute(
                 "select column_name, data_type from information_schema.columns "
-                "where table_schema = 'raw' and table_name = 'users'"
+                "where table_schema = 'raw__dev' and table_name = 'users'"
             ).fetchall()
         )
     assert types == {"user_id": "integer", "name": "text", "email": "text", "signup_date": "date"}
@@ -54,7 +57,7 @@ def test_messy_input_builds_the_same_mart(variant, settings, database, tmp_path)
     messy_variants()[variant](settings.data_dir)
     before = {p.name: p.read_bytes() for p in settings.data_dir.iterdir()}
     build(settings)
-    assert_rows_match(mart_rows(database), compute(copy_canonical(tmp_path / "clean"), tmp_path / "expected"))
+    assert_rows_match(mart_rows(database, DEV), compute(copy_canonical(tmp_path / "clean"), tmp_path / "expected"))
     assert {p.name: p.read_bytes() for p in settings.data_dir.iterdir()} == before, "user files must not change"
 
 
@@ -63,7 +66,7 @@ def test_quoted_fields_with_commas_and_newlines_load(settings, database):
     mutate(settings.data_dir)
     build(settings)
     with database.connect() as conn:
-        loaded = dict(conn.execute("select compound_id, compound_name from raw.compounds").fetchall())
+        loaded = dict(conn.execute("select compound_id, compound_name from raw__dev.compounds").fetchall())
     assert loaded == names
 
 
@@ -72,7 +75,7 @@ def test_unseen_data_sets_are_computed_correctly(seed, settings, database, tmp_p
     shutil.rmtree(settings.data_dir)
     random_dataset(settings.data_dir, seed)
     build(settings)
-    rows = mart_rows(database)
+    rows = mart_rows(database, DEV)
     assert any(r["total_experiments"] == 0 for r in rows), "the data set should include users without experiments"
     assert_rows_match(rows, compute(settings.data_dir, tmp_path / "expected"))
 
@@ -83,12 +86,12 @@ def test_unseen_data_sets_are_computed_correctly(seed, settings, database, tmp_p
 )
 def test_bad_compound_list_fails_naming_the_experiment(value, needle, settings, database):
     build(settings)
-    good = mart_rows(database)
+    good = mart_rows(database, DEV)
     set_cell("user_experiments.csv", 6, "experiment_compound_ids", value)(settings.data_dir)
     done = run_cli(settings, "dbt", "build")
     assert done.returncode == 1
     assert "user_experiments.csv, line 6 (experiment_id 5)" in done.stderr and needle in done.stderr
-    assert mart_rows(database) == good, "a rejected input must not touch the mart"
+    assert mart_rows(database, DEV) == good, "a rejected input must not touch the mart"
 
 
 def test_dbt_tests_catch_a_malformed_list_that_skipped_validation(settings, database, tmp_path):

@@ -117,7 +117,7 @@ def postgres_mart(settings: Settings) -> list[dict[str, Any]]:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     from api.core.db.database import Database
 
-    return mart_rows(Database(settings.database_url.get_secret_value()))
+    return mart_rows(Database(settings.database_url.get_secret_value()), "marts__dev")
 
 
 def test_canonical_mart_on_spark_is_the_issues_and_equals_postgres(spark_dbt, settings, tmp_path):

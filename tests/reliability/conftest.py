@@ -25,8 +25,10 @@ from psycopg.rows import tuple_row
 
 from api.config import REPO_ROOT, Settings
 from api.core.db.database import Database
+from api.core.dbt.env import DEV_SUFFIX
 from api.core.mart import publish
 from api.core.runs import history
+from api.core.runs.lock import run_lock
 from api.main import create_app
 from tests.conftest import LOCAL, RUN_TIMEOUT, free_port, python_env, run_cli, wait_until
 
@@ -46,10 +48,14 @@ def trigger_and_wait(client: httpx.Client | TestClient) -> dict[str, Any]:
 
 
 def publish_quickly(settings: Settings) -> None:
-    """Publish the mart of `settings.data_dir` with `dbt build` through the CLI (as scripts/dbt.sh does): the
-    starting point of a test that is about a later run, in a third of the time of a full run (no docs)."""
+    """Publish the mart of `settings.data_dir`: a development `dbt build` through the CLI (scripts/dbt.sh), whose
+    schemas are then swapped in as a run's are (no run recorded): the starting point of a test that is about a
+    later run, in a third of the time of a full run (no docs)."""
     done = run_cli(settings, "dbt", "build")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    db = Database(settings.database_url.get_secret_value())
+    with run_lock(db) as conn:
+        publish.drop_schemas(conn, publish.publish(conn, DEV_SUFFIX, "quick"))
 
 
 def trigger(client: httpx.Client | TestClient) -> int:

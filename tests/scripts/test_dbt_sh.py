@@ -31,8 +31,8 @@ def test_dbt_sh_build_with_relative_paths_and_messy_input(settings, tmp_path):
     messy_variants()["all_combined"](data)
     done = dbt_sh(settings, tmp_path, "build", DATA_DIR="my-data", STATE_DIR="my-state")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"input {data} ok" in done.stdout
-    assert "dbt.sh: built into raw, staging, intermediate, marts on postgresql://" in done.stdout
+    assert f"input {data} ok" in done.stderr
+    assert "dbt.sh: built into raw__dev, staging__dev, intermediate__dev, marts__dev on postgresql://" in done.stderr
     assert (tmp_path / "my-state" / "cli" / "target" / "manifest.json").is_file()
     # the normalised CSV copies (personal data), the log and dbt's target: this account only
     assert (tmp_path / "my-state" / "cli" / "seeds" / "users.csv").is_file()
@@ -110,7 +110,7 @@ def test_dbt_sh_on_spark_selects_the_spark_target_without_postgres_for_reading_c
     spark = {"DBT_TARGET": "spark", "STATE_DIR": str(state), "DATABASE_URL": ""}
     done = dbt_sh(settings, tmp_path, "ls", "--resource-type", "seed", **spark)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"on Spark (local[*], in {state / 'spark'})" in done.stdout
+    assert f"on Spark (local[*], in {state / 'spark'})" in done.stderr
     assert "features_mart.users" in done.stdout and "target='spark'" not in done.stderr
     assert not (state / "pg").exists(), "a reading command on Spark must not start Postgres"
     manifest = (state / "cli" / "target" / "manifest.json").read_text()
@@ -120,3 +120,101 @@ def test_dbt_sh_on_spark_selects_the_spark_target_without_postgres_for_reading_c
     done = dbt_sh(settings, tmp_path, "build", DBT_TARGET="spark", STATE_DIR=str(state))
     assert done.returncode == 1
     assert "user_experiments.csv, line 6 (experiment_id 5): experiment_compound_ids '1:3'" in done.stderr
+
+
+def test_dbt_sh_build_never_replaces_the_mart_the_api_serves_and_publish_is_a_recorded_run(settings, database):
+    """The issue's case: `scripts/dbt.sh build` on other input while the API serves. It builds into marts__dev;
+    the API's mart and its run id stay. `build --publish` is a run like an API one (trigger source `cli`), which
+    the API serves and lists."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.conftest import LOCAL, mart_rows
+
+    with TestClient(create_app(settings), base_url=LOCAL) as api:
+        done = dbt_sh(settings, REPO_ROOT, "build", "--publish")
+        assert done.returncode == 0, done.stderr[-3000:]
+        first = api.get("/features", params={"limit": 100})
+        assert first.status_code == 200 and first.json()["total"] == 10
+        run_id = int(first.headers["X-Mart-Run-Id"])
+        run = api.get(f"/runs/{run_id}").json()
+        assert run["status"] == "success" and run["trigger"]["source"] == "cli", run
+        assert run["trigger"]["command"] == "scripts/dbt.sh build --publish"
+        assert f"run {run_id} success: published raw, staging, intermediate, marts" in done.stderr
+        assert_published_tables_carry_dbts_descriptions(settings, database, run_id)
+
+        with open(settings.data_dir / "users.csv", "a") as users:  # an 11th user, without experiments
+            users.write("11,Zed,zed@example.com,2024-01-01\n")
+        done = dbt_sh(settings, REPO_ROOT, "build")
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert len(mart_rows(database, "marts__dev")) == 11
+        again = api.get("/features", params={"limit": 100})
+        assert again.json()["total"] == 10 and again.headers["X-Mart-Run-Id"] == str(run_id), "replaced behind its back"
+        assert api.get("/runs").json()["total"] == 1
+
+        done = dbt_sh(settings, REPO_ROOT, "build", "--publish")
+        assert done.returncode == 0, done.stderr[-3000:]
+        last = api.get("/features", params={"limit": 100})
+        assert last.json()["total"] == 11 and int(last.headers["X-Mart-Run-Id"]) > run_id
+        assert [r["trigger"]["source"] for r in api.get("/runs").json()["items"]] == ["cli", "cli"]
+
+
+def test_dbt_sh_publish_refuses_while_a_run_is_active_and_takes_no_dbt_arguments(settings, database):
+    from api.core.db.migrations import migrate
+    from api.core.job.steps import step_names
+
+    migrate(database)
+    handle = lock.start_run(database, {"source": "test"}, step_names("default"))
+    try:
+        done = dbt_sh(settings, REPO_ROOT, "build", "--publish")
+    finally:
+        handle.release()
+    assert done.returncode == 1 and f"run {handle.run_id} is already in progress" in done.stderr, done.stderr
+    done = dbt_sh(settings, REPO_ROOT, "build", "--publish", "--select", "user_features")
+    assert done.returncode == 2 and "takes no dbt arguments" in done.stderr
+
+
+def test_dbt_sh_output_is_fit_for_pipes(settings, tmp_path):
+    """dbt.sh's own lines go to stderr; with -q, `ls` and `show` with `--output json` leave only JSON on stdout,
+    as plain dbt does (`scripts/dbt.sh -q show ... --output json | python3 -m json.tool`)."""
+    import json
+
+    listed = dbt_sh(settings, tmp_path, "-q", "ls", "--resource-type", "model", "--output", "json")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    names = {json.loads(line)["name"] for line in listed.stdout.splitlines()}
+    assert {"user_features", "stg_lab__users"} <= names
+    assert "dbt.sh: input" in listed.stderr
+    assert dbt_sh(settings, tmp_path, "build", "--select", "+user_features").returncode == 0
+    shown = dbt_sh(settings, tmp_path, "-q", "show", "--select", "user_features", "--limit", "3", "--output", "json")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert [row["user_id"] for row in json.loads(shown.stdout)["show"]] == [1, 2, 3]
+
+
+def assert_published_tables_carry_dbts_descriptions(settings, database, run_id: int) -> None:
+    """persist_docs: every table, view and column of the published schemas has dbt's description as its comment
+    (what `\\d+ marts.user_features` shows); the mart's ends with the line naming the publishing run."""
+    import json
+
+    from api.core.job.files import build_dir
+
+    manifest = json.loads((build_dir(settings) / "docs" / "manifest.json").read_text())  # the docs step's
+    wrong = []
+    with database.connect() as conn:
+        for node in manifest["nodes"].values():
+            if node["resource_type"] not in ("model", "seed"):
+                continue
+            relation = f"{node['schema']}.{node['name']}"
+            comment = conn.execute("select obj_description(%s::regclass, 'pg_class')", (relation,)).fetchone()[0]
+            if not (comment or "").startswith(node["description"].strip()):
+                wrong.append(f"{relation}: {comment!r}")
+            for column in node["columns"].values():
+                found = conn.execute(
+                    "select col_description(%s::regclass, attnum) from pg_attribute "
+                    "where attrelid = %s::regclass and attname = %s",
+                    (relation, relation, column["name"]),
+                ).fetchone()
+                if not found or (found[0] or "").strip() != column["description"].strip():
+                    wrong.append(f"{relation}.{column['name']}: {found}")
+        mart = conn.execute("select obj_description('marts.user_features'::regclass, 'pg_class')").fetchone()[0]
+    assert not wrong, wrong
+    assert mart.endswith(f"\n\npublished by features-mart run {run_id}"), mart

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from api.config import REPO_ROOT
-from tests.conftest import free_port, python_env
+from tests.conftest import free_port, python_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -157,11 +157,27 @@ def test_run_sh_serves_the_job_end_to_end_and_stops_cleanly(embedded_env, tmp_pa
 
 
 def test_ctrl_c_stops_api_and_embedded_postgres(embedded_env, tmp_path):
+    """Ctrl-C during a run: the run is recorded, the API and its Postgres stop, and the terminal shows what the
+    server did (its database without password, DATA_DIR, the dbt target, the run's start and end), with no
+    traceback and no warning noise."""
     env, port = embedded_env
     served = Served(env, port, tmp_path / "run.log")
-    served.stop(signal.SIGINT)
+    request = urllib.request.Request(served.url + "/trigger", method="POST")  # noqa: S310 - loopback http
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - the test's own server
+        assert answer.status == 202
+    wait_until(lambda: "run 1 started" in served.log.read_text(), 60, "the run's start line")
+    code = served.stop(signal.SIGINT)
     time.sleep(0.5)
     assert leftovers(env["STATE_DIR"]) == []
+    log = served.log.read_text()
+    assert code == 130, log[-3000:]
+    assert "Traceback" not in log and "Warning" not in log, log[-3000:]
+    assert "database: postgresql://postgres@127.0.0.1:" in log and "(embedded)" in log
+    assert f"DATA_DIR {env['DATA_DIR']}; dbt target default" in log
+    assert "run 1 started (trigger: api)" in log and re.search(r"run 1 (success|failed) in \d+\.\ds", log), log
+    password = (Path(env["STATE_DIR"]) / "pg" / "password").read_text().strip()
+    assert password not in log
+    assert "serve: stopped (Ctrl-C)" in log
 
 
 def test_trigger_sh_honours_api_token(embedded_env, tmp_path):

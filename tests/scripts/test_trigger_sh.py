@@ -37,6 +37,11 @@ def test_trigger_sh_follows_the_event_stream_and_ctrl_c_cancels_its_run(served_a
     out, err = proc.communicate(timeout=60)
     assert f"Ctrl-C: cancelling run {run_id}" in out, out + err
     assert proc.returncode == 130 and f"run {run_id} CANCELLED" in out, out + err
+    after = out.split(f"Ctrl-C: cancelling run {run_id}", 1)[1]
+    assert f"run {run_id}: queued" not in after, "a stale state after the cancel"
+    steps = [line.split() for line in after.splitlines() if line.startswith("  ")][: len(step_names("default"))]
+    assert not [s for s in steps if s[1:2] == ["failed"]], f"a cancelled run's steps are not failed: {steps}"
+    assert "0/0 nodes" not in out
     run = get(f"{api}/runs/{run_id}")
     assert run["status"] == "cancelled" and "Ctrl-C in scripts/trigger.sh" in run["error"]
 
@@ -58,3 +63,17 @@ def test_trigger_sh_cancel_any_run(served_api, settings, database):
     unknown = trigger_sh("--cancel", "424242", api, env=env)
     assert unknown.wait(60) == 1
     assert trigger_sh("--cancel", "abc", api, env=env).wait(60) == 2
+
+
+def test_trigger_sh_follows_a_run_that_is_already_going_and_exits_with_its_outcome(served_api, settings):
+    import urllib.request
+
+    api, env = served_api, python_env(settings)
+    request = urllib.request.Request(f"{api}/trigger", method="POST")  # noqa: S310 - the test's own server
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+        run_id = int(__import__("json").loads(answer.read())["run_id"])
+    proc = trigger_sh(api, env=env)
+    out, err = proc.communicate(timeout=600)
+    assert f"trigger: run {run_id} is already in progress: following it" in out, out + err
+    assert proc.returncode == 0 and f"run {run_id} SUCCESS" in out, out + err
+    assert "0/0 nodes" not in out

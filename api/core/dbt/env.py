@@ -20,6 +20,17 @@ from api.core.db.database import Database
 DBT_SESSION_OPTIONS = "-c work_mem=128MB -c jit=off"
 #: Environment variables of ours that dbt must not see (secrets it does not need).
 HIDDEN_FROM_DBT = ("DATABASE_URL", "API_TOKEN")
+#: The profile's development target (plain dbt, scripts/dbt.sh) and its default schema suffix: it builds into
+#: raw__dev, ..., marts__dev, never into the published schemas (macros/generate_schema_name.sql).
+DEV_TARGET = "dev"
+DEV_SUFFIX = "__dev"
+#: What `. scripts/activate` exports: the connection that profiles.yml reads, and where dbt finds the project.
+CONNECTION_VARIABLES = ("DBT_PGHOST", "DBT_PGPORT", "DBT_PGUSER", "DBT_PGPASSWORD", "DBT_PGDATABASE", "DBT_PGSSLMODE")
+
+
+def dev_suffix() -> str:
+    """The schema suffix of the dev target: DBT_SCHEMA_SUFFIX, or `__dev` when it is unset or empty."""
+    return os.environ.get("DBT_SCHEMA_SUFFIX", "").strip() or DEV_SUFFIX
 
 
 def session_options() -> str:
@@ -53,16 +64,20 @@ def spark_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def dbt_env(settings: Settings, db: Database | None, *, seeds_dir: Path | None, suffix: str) -> dict[str, str]:
+def dbt_env(
+    settings: Settings, db: Database | None, *, seeds_dir: Path | None, suffix: str, dev: bool = False
+) -> dict[str, str]:
     """Every variable dbt_project/ reads, for `settings` on `db` (None: no Postgres, e.g. a read-only command
     on Spark): the CSVs dbt seeds from `seeds_dir` (None: the project's default, the canonical seeds), schemas
     named with `suffix` (macros/generate_schema_name.sql). DBT_SEEDS_DIR and DBT_SCHEMA_SUFFIX are fixed when
-    dbt parses the project."""
+    dbt parses the project. `dev`: on Postgres, the profile's dev target (never the published schemas; an
+    empty suffix means `__dev` there)."""
+    target = DEV_TARGET if dev and settings.dbt_target == "default" else settings.dbt_target
     env = {
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
         "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
-        "DBT_TARGET": settings.dbt_target,
+        "DBT_TARGET": target,
         "DBT_SCHEMA_SUFFIX": suffix,
         "DBT_THREADS": str(settings.dbt_threads),
     }

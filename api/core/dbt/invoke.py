@@ -64,6 +64,11 @@ class DbtResult:
         return {**manifest.get("nodes", {}), **manifest.get("unit_tests", {})}
 
 
+#: dbt's events that are output rather than log lines (dbt_common.events.logger.PRINT_EVENT_NAMES): dbt prints
+#: them without a timestamp, and even with --quiet.
+PRINT_EVENTS = ("PrintEvent", "ShowNode", "CompiledNode")
+
+
 def dbt_executable() -> str:
     """dbt from the same environment as this interpreter."""
     candidate = Path(sys.executable).parent / "dbt"
@@ -133,8 +138,8 @@ def run_dbt(
     debug_log: bool = True,
 ) -> DbtResult:
     """Run `dbt ARGS` to completion, in `worker` if given, else as a CLI process; write its messages to `log`
-    (and `echo`, if given). `env` is what api/core/dbt/env.py's `dbt_env` gives. `debug_log=False`: no dbt
-    debug log file (`log` keeps every info-level line).
+    (and `echo`, if given, with dbt's output events as plain dbt prints them). `env` is what api/core/dbt/env.py's
+    `dbt_env` gives. `debug_log=False`: no dbt debug log file (`log` keeps every info-level line).
 
     Exit code 0 is success; 1 (handled failure, e.g. a failed test) and 2 (crash) are failures, and so is
     death by a signal (negative code)."""
@@ -153,14 +158,14 @@ def run_dbt(
         }
     )
 
-    def write(line: str) -> None:
+    def write(line: str, *, echoed: bool = True) -> None:
         log.write(line + "\n")
         log.flush()
-        if echo is not None:
+        if echo is not None and echoed:
             echo.write(line + "\n")
             echo.flush()
 
-    write(f"{_stamp()}  $ dbt {' '.join(args)}")
+    write(f"{_stamp()}  $ dbt {' '.join(args)}", echoed=False)  # `echo` gets dbt's own output only
     stream = worker.stream(args, full_env, target_path) if worker else _subprocess_stream(args, full_env)
     progress = Progress()
     errors: list[str] = []
@@ -184,13 +189,15 @@ def run_dbt(
         msg = info.get("msg", "")
         if info.get("level") == "error" and msg.strip():
             errors.append(msg.strip())
-        if msg:
+        if msg and info.get("name") in PRINT_EVENTS:
+            write(msg)  # as plain dbt prints them: no timestamp (`dbt -q ls --output json | jq` works)
+        elif msg:
             write(f"{info.get('ts', '')[11:19] or _stamp()}  {msg}")
         if _event_progress(event, progress) and on_progress:
             on_progress(progress)
     if code < 0:
-        write(f"{_stamp()}  dbt was killed by signal {-code}")
-    write(f"{_stamp()}  dbt {args[0]} exited with code {code}")
+        write(f"{_stamp()}  dbt was killed by signal {-code}", echoed=False)
+    write(f"{_stamp()}  dbt {args[0]} exited with code {code}", echoed=False)
     if code != 0 and plain and not errors:
         errors.append("\n".join(plain[-20:]).strip())
     return DbtResult(args=args, exit_code=code, target_path=target_path, errors=errors)

@@ -68,6 +68,7 @@ class RunExecution:
         self.dbt_pid: int | None = None
         self.stop_requested = False
         self.cancel_reason: str | None = None
+        self.trigger_source = "unknown"  # for the server's log: api, schedule, cli
         self._last_progress = 0.0
 
     @property
@@ -129,6 +130,8 @@ class RunExecution:
         status, error, found, problems, published = "failed", None, [], None, False
         log_file = BestEffortLog(self.run_dir / "dbt.log")
         self.handle.update(status="running", started_at=now(), log_path=str(log_file.path), steps=self.steps)
+        started = time.monotonic()
+        log.info("run %s started (trigger: %s)", self.run_id, self.trigger_source)
         webhooks.run_event(self.settings, self.db, "run.started", self.run_id)  # never blocks
         with Watchdog(self.db, self.run_id, self.settings.run_timeout, self.cancel):
             try:
@@ -184,6 +187,11 @@ class RunExecution:
         self.handle.update(
             status=status, finished_at=now(), steps=self.steps, error=error, failures=found or None,
             input_problems=problems, progress=None, dbt_pid=None, final=True,
+        )  # fmt: skip
+        first_line = (error or "").strip().splitlines()[:1]
+        log.info(
+            "run %s %s in %.1fs%s", self.run_id, status, time.monotonic() - started,
+            f": {first_line[0]}" if first_line else "",
         )  # fmt: skip
         webhooks.run_event(self.settings, self.db, webhooks.FINISHED_EVENT.get(status, "run.failed"), self.run_id)
         log_file.write(f"run {self.run_id} {status}\n" + (f"{error}\n" if error else ""))

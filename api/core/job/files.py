@@ -92,6 +92,8 @@ def keep_artifacts(run_dir: Path, result: DbtResult) -> None:
             if (result.target_path / name).exists() and result.args[0] in ("seed", "docs"):  # new ones
                 shutil.copyfile(result.target_path / name, folder / name)
         merged_path = folder / "run_results.json"
+        if not (result.target_path / "run_results.json").exists():
+            return  # an interrupted or crashed command wrote none: nothing to merge
         fresh = json.loads((result.target_path / "run_results.json").read_text())
         if merged_path.exists():
             fresh["results"] = json.loads(merged_path.read_text())["results"] + fresh["results"]

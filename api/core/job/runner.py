@@ -89,6 +89,7 @@ class JobRunner:
         """Start a run; raises RunBusy when one is active anywhere."""
         handle = start_run(self.db, trigger, step_names(self.settings.dbt_target))
         execution = RunExecution(self.settings, self.db, handle, self.worker)
+        execution.trigger_source = str(trigger.get("source", "unknown"))
         thread = threading.Thread(target=self._execute, args=(execution,), name=f"run-{handle.run_id}", daemon=True)
         with self._lock:
             self._threads[handle.run_id] = thread

@@ -1,8 +1,9 @@
 """Write-audit-publish: a run builds into schemas of its own (`raw__build`, `marts__build`, ...), and only a run
 whose every step passed is published, by renaming its schemas over the published ones in one transaction.
 
-The publishing transaction also writes the run id into the comment of `marts.user_features` (PUBLISHED_BY),
-so readers can tell which run built what they read (the API's ETag and `X-Mart-Run-Id`, see mart.py).
+The publishing transaction also writes the run id into the comment of `marts.user_features` (PUBLISHED_BY, as
+its last line, after dbt's description of the table: `persist_docs`), so readers can tell which run built what
+they read (the API's ETag and `X-Mart-Run-Id`, see read.py).
 
 Readers of `marts.user_features` never see a missing or half-built table: until the commit they resolve the
 old schema, after it the new one. Views keep pointing at the right tables because they bind to tables, not
@@ -23,7 +24,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from api.core.db.database import Database
-from api.core.mart.contract import MART_SCHEMA, MART_TABLE
+from api.core.mart.contract import MART, MART_SCHEMA, MART_TABLE
 from api.core.runs.lock import LockLost, holds_run_lock
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ BUILD_SCHEMAS = ("raw", "staging", "intermediate", "marts")
 BUILD_SUFFIX = "__build"
 #: The comment of the mart table, naming the run that published it.
 PUBLISHED_BY = "published by features-mart run {run_id}"
+#: The PUBLISHED_BY line at the end of a comment (its run id in group 1).
+PUBLISHED_LINE = re.compile(r"(?:^|\n+)published by features-mart run (\d+)\s*$")
 _LEFTOVER = re.compile(r"^(raw|staging|intermediate|marts)__(r\d+|build|retired_\w+)$")
 _RETIRED = re.compile(r"^(raw|staging|intermediate|marts)__retired_\w+$")
 #: How long one drop of a replaced schema may wait for a reader's lock before it gives up (and retries later).
@@ -74,12 +77,22 @@ def publish(
                 sql.SQL("alter schema {} rename to {}").format(sql.Identifier(schema + suffix), sql.Identifier(schema))
             )
         if run_id is not None:
+            with conn.cursor(row_factory=tuple_row) as cur:
+                described = cur.execute("select obj_description(%s::regclass, 'pg_class')", (MART,)).fetchone()
+            comment = published_comment(described[0] if described else None, run_id)
             conn.execute(
                 sql.SQL("comment on table {} is {}").format(
-                    sql.Identifier(MART_SCHEMA, MART_TABLE), sql.Literal(PUBLISHED_BY.format(run_id=run_id))
+                    sql.Identifier(MART_SCHEMA, MART_TABLE), sql.Literal(comment)
                 )
             )
     return [s + retired for s in BUILD_SCHEMAS if s in existing]
+
+
+def published_comment(description: str | None, run_id: int) -> str:
+    """The mart table's comment: dbt's description (persist_docs), then the line naming the publishing run."""
+    kept = PUBLISHED_LINE.sub("", description or "").rstrip()
+    marker = PUBLISHED_BY.format(run_id=run_id)
+    return f"{kept}\n\n{marker}" if kept else marker
 
 
 def drop_schemas(conn: psycopg.Connection, names: list[str]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -21,11 +20,10 @@ from psycopg.rows import dict_row, tuple_row
 
 from api.core.db.database import Database
 from api.core.mart.contract import MART
-from api.core.mart.publish import PUBLISHED_BY
+from api.core.mart.publish import PUBLISHED_LINE
 
 #: Rows fetched per round trip when streaming (the server-side cursor keeps the rest).
 CSV_BATCH = 1000
-_PUBLISHED_BY = re.compile("^" + PUBLISHED_BY.format(run_id=r"(\d+)") + "$")
 
 
 class MartNotReady(Exception):
@@ -44,7 +42,7 @@ class MartVersion:
 
 def _version_of(conn: psycopg.Connection, table_oid: int) -> MartVersion:
     comment = conn.execute("select obj_description(%s::oid, 'pg_class')", (table_oid,)).fetchone()[0]
-    match = _PUBLISHED_BY.match(comment or "")
+    match = PUBLISHED_LINE.search(comment or "")
     return MartVersion(table_oid=table_oid, run_id=int(match[1]) if match else None)
 
 

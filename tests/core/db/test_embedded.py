@@ -10,7 +10,8 @@ import pytest
 
 from api.config import REPO_ROOT
 from api.core.db.database import open_database
-from api.core.db.embedded import EmbeddedPostgres, free_port
+from api.core.db.embedded import EmbeddedPostgres
+from api.core.db.port import free_port
 from api.core.dbt.env import profile_env
 
 
@@ -47,12 +48,16 @@ def test_embedded_server_listens_on_loopback_tcp_only_and_honours_pg_port(tmp_pa
             assert conn.execute("show unix_socket_directories").fetchone()[0] == ""
 
 
-def test_data_survives_a_restart_of_the_embedded_server(tmp_path):
+def test_data_and_port_survive_a_restart_of_the_embedded_server(tmp_path):
+    """The port too: a saved connection (psql, an editor) and dbt's parsed profile stay valid."""
     state = tmp_path / "state"
     with open_database(None, state) as db, db.connect() as conn:
         conn.execute("create table kept (x int); insert into kept values (42)")
+    first = db.url
+    assert EmbeddedPostgres(state).running_port() is None, "stopped by its last user"
     with open_database(None, state) as db, db.connect() as conn:
         assert conn.execute("select x from kept").fetchone() == (42,)
+        assert db.url == first, "same port, same password"
 
 
 def _refused(url: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.config import DBT_PROJECT_DIR, Settings
 from api.core.db.database import Database
-from api.core.dbt.env import dbt_env, process_env, profile_env
+from api.core.dbt.env import dbt_env, dev_suffix, process_env, profile_env
 from api.core.job.execution import build_env
 
 
@@ -52,3 +52,18 @@ def test_secrets_dbt_does_not_need_stay_out_of_its_process(monkeypatch):
     monkeypatch.setenv("API_TOKEN", "t" * 40)
     env = process_env({"DBT_PGPASSWORD": "p"})
     assert "DATABASE_URL" not in env and "API_TOKEN" not in env and env["DBT_PGPASSWORD"] == "p"
+
+
+def test_the_cli_builds_on_the_dev_target_and_its_suffix_is_never_empty(tmp_path, monkeypatch):
+    """scripts/dbt.sh (and plain dbt) use the profile's dev target: schemas `*__dev`, or DBT_SCHEMA_SUFFIX's;
+    on Spark the target stays spark."""
+    db = Database("postgresql://u:p@h:5/d")
+    assert dbt_env(Settings(state_dir=tmp_path), db, seeds_dir=None, suffix="__dev", dev=True)["DBT_TARGET"] == "dev"
+    spark = Settings(state_dir=tmp_path, dbt_target="spark")
+    assert dbt_env(spark, db, seeds_dir=None, suffix="", dev=True)["DBT_TARGET"] == "spark"
+    monkeypatch.delenv("DBT_SCHEMA_SUFFIX", raising=False)
+    assert dev_suffix() == "__dev"
+    monkeypatch.setenv("DBT_SCHEMA_SUFFIX", " ")
+    assert dev_suffix() == "__dev", "an empty suffix would be the published schemas"
+    monkeypatch.setenv("DBT_SCHEMA_SUFFIX", "__alice")
+    assert dev_suffix() == "__alice"
