@@ -83,3 +83,15 @@ def _epoch(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso).timestamp()
+
+
+def test_made_up_methods_do_not_grow_the_label_set(client):
+    """The attack: each invented method name (no token needed: /health) used to become a new series for good."""
+    for i in range(50):
+        client.request(f"X{i}", "/health")
+    client.request("PATCH", "/health")
+    series = scrape(client)["features_mart_http_requests_total"]
+    methods = {dict(labels)["method"] for labels in series}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other"}
+    assert series[(("method", "other"), ("route", "/health"), ("status", "405"))] == 50
+    assert series[(("method", "PATCH"), ("route", "/health"), ("status", "405"))] == 1
