@@ -18,8 +18,9 @@ from api.core.db.database import open_database
 from api.core.job.runner import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
+from api.csp import swagger_policy
 from api.deps import BearerCredentials, login_redirect, require_browser
-from api.middleware import RequestGuard, RequestMetricsMiddleware
+from api.middleware import BodyLimit, HtmlHeaders, RequestGuard, RequestMetricsMiddleware
 from api.routes import docs, features, health, login, metrics, page, runs, schedule, trigger
 from api.security import redact_logs
 
@@ -98,7 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))
-    app.add_middleware(RequestGuard, settings=settings)  # outermost: a refused request reaches nothing
+    app.add_middleware(HtmlHeaders)  # no framing, a Content-Security-Policy (api/csp.py)
+    app.add_middleware(RequestGuard, settings=settings)  # a refused request reaches nothing
+    app.add_middleware(BodyLimit)  # outermost: a body over the limit is refused before anything reads it
     for module in (page, trigger, runs, features, docs, schedule, metrics, health, login):
         app.include_router(module.router)
 
@@ -111,7 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     def swagger(request: Request, credentials: BearerCredentials) -> HTMLResponse:
         redirect = login_redirect(request, settings, credentials, "/docs")
-        return redirect or get_swagger_ui_html(openapi_url="/openapi.json", title="features-mart API")
+        if redirect:
+            return redirect
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="features-mart API")
+        page.headers["Content-Security-Policy"] = swagger_policy(page.body.decode())
+        return page
 
     return app
 

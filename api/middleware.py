@@ -1,18 +1,22 @@
-"""The ASGI middlewares, outermost first: the request guard (Host header, cross-site state changes; its policy
-in api/security.py) and the per-route request metrics (api/core/metrics.py).
+"""The ASGI middlewares, outermost first: the body limit (MAX_BODY_BYTES), the request guard (Host header,
+cross-site state changes; its policy in api/security.py), the HTML headers (no framing, a Content-Security-Policy:
+api/csp.py) and the per-route request metrics (api/core/metrics.py).
 
-The one rule: a refused request reaches nothing, not even the metrics of a route.
+The one rule: a refused request reaches nothing, not even the metrics of a route; a body over the limit is
+refused before it is read (by its Content-Length) or as soon as the bytes received pass the limit.
 """
 
 from __future__ import annotations
 
 import time
 
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.config import Settings
 from api.core.metrics import RequestMetrics
+from api.csp import FRAME_HEADERS, PAGE_POLICY
 from api.security import allowed_hosts, host_name
 
 #: Paths every Host may reach: Docker's and Kubernetes' probes call them by IP.
@@ -20,6 +24,68 @@ OPEN_PATHS = frozenset({"/health"})
 #: GET endpoints that change state (GET /trigger exists so that a plain `curl .../trigger` works).
 STATE_CHANGING_GETS = frozenset({"/trigger"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+#: The largest request body any route accepts (the largest real one, a cancel reason, is under 3 KB).
+MAX_BODY_BYTES = 64 * 1024
+_TOO_LARGE = f"request body larger than {MAX_BODY_BYTES} bytes: refused"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised by `receive` once the body has passed the limit (an HTTPException, so FastAPI's body parsing lets
+    it through as a 413 instead of turning it into a 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail=_TOO_LARGE)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over MAX_BODY_BYTES, on every route and before authentication: at once
+    when Content-Length says so, else when the bytes received pass the limit (chunked bodies)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key.lower() == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = self.max_bytes + 1  # unparseable: refused as well
+                if declared > self.max_bytes:
+                    await self._refuse(scope, receive, send)
+                    return
+        received, started = 0, False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse({"detail": _TOO_LARGE}, status_code=413, headers={"Connection": "close"})
+        await response(scope, receive, send)
 
 
 class RequestGuard:
@@ -47,6 +113,35 @@ class RequestGuard:
                 await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class HtmlHeaders:
+    """ASGI middleware: every HTML answer gets `X-Frame-Options: DENY` and, unless its route set one that fits
+    it, the pages' Content-Security-Policy (`frame-ancestors 'none'` in every policy); every answer gets
+    `X-Content-Type-Options: nosniff`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                extra = {b"x-content-type-options": b"nosniff"}
+                if content_type.lower().startswith(b"text/html"):
+                    extra.update({k.lower().encode(): v.encode() for k, v in FRAME_HEADERS.items()})
+                    extra[b"content-security-policy"] = PAGE_POLICY.encode()
+                headers += [(k, v) for k, v in extra.items() if k not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class RequestMetricsMiddleware:

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from api.csp import policy
 from api.deps import SettingsDep, token_matches
 from api.security import SESSION_COOKIE, SESSION_SECONDS, make_session, safe_next
 
@@ -56,7 +57,7 @@ def _page(next_path: str, message: str = "", status_code: int = 200) -> HTMLResp
     headers = {
         "Cache-Control": "no-store",
         "X-Frame-Options": "DENY",
-        "Content-Security-Policy": "frame-ancestors 'none'",
+        "Content-Security-Policy": policy(style_src="'self' 'unsafe-inline'"),  # the page's one style attribute
     }
     return HTMLResponse(body, status_code=status_code, headers=headers)
 
