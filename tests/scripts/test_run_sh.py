@@ -98,12 +98,12 @@ class Served:
 
 
 @pytest.fixture
-def embedded_env(tmp_path, settings):
+def embedded_env(pg_tmp, settings):
     """run.sh with DATABASE_URL unset: it must start (and later stop) its own Postgres."""
     port = free_port()
     env = python_env(settings, PORT=str(port), HOST="127.0.0.1")
     env.pop("DATABASE_URL")
-    env["STATE_DIR"] = str(tmp_path / "served-state")
+    env["STATE_DIR"] = str(pg_tmp / "served-state")
     return env, port
 
 
