@@ -24,6 +24,10 @@ OPEN_PATHS = frozenset({"/health"})
 #: GET endpoints that change state (GET /trigger exists so that a plain `curl .../trigger` works).
 STATE_CHANGING_GETS = frozenset({"/trigger"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The Sec-Fetch-Site values a state change may carry: this server's own pages (`same-origin`), the user typing
+#: or bookmarking (`none`), or none at all (curl, scripts). `same-site` (another port or subdomain) and
+#: `cross-site` are refused.
+STATE_CHANGE_SITES = frozenset({"", "same-origin", "none"})
 
 
 #: The largest request body any route accepts (the largest real one, a cancel reason, is under 3 KB).
@@ -89,7 +93,8 @@ class BodyLimit:
 
 
 class RequestGuard:
-    """ASGI middleware: 400 for a Host header that is not ours, 403 for a cross-site state change."""
+    """ASGI middleware: 400 for a Host header that is not ours, 403 for a state change sent by another origin's
+    page (Sec-Fetch-Site other than same-origin or none)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -105,10 +110,11 @@ class RequestGuard:
                 await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
                 return
             changes_state = method not in SAFE_METHODS or path in STATE_CHANGING_GETS
-            if changes_state and headers.get("sec-fetch-site", "").lower() == "cross-site":
+            site = headers.get("sec-fetch-site", "").lower()
+            if changes_state and site not in STATE_CHANGE_SITES:
                 detail = (
-                    f"{method} {path} changes state and was sent by another site's page (Sec-Fetch-Site: "
-                    "cross-site): refused. Call it from this server's pages, curl or a script."
+                    f"{method} {path} changes state and was sent by another page than this server's (Sec-Fetch-Site: "
+                    f"{site}): refused. Call it from this server's pages, curl or a script."
                 )
                 await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)
                 return

@@ -194,10 +194,13 @@ def test_allowed_hosts_extends_the_names(settings):
 
 
 def test_a_cross_site_trigger_is_refused_and_starts_nothing(client):
-    for method in (client.get, client.post):
-        answer = method("/trigger", headers={"Sec-Fetch-Site": "cross-site"})
-        assert answer.status_code == 403 and "cross-site" in answer.json()["detail"]
-    assert client.post("/login", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    # the attack: with no token, another port of localhost (same-site, not same-origin) used to get through
+    for site in ("cross-site", "same-site"):
+        for method in (client.get, client.post):
+            answer = method("/trigger", headers={"Sec-Fetch-Site": site})
+            assert answer.status_code == 403 and site in answer.json()["detail"], site
+        assert client.post("/login", headers={"Sec-Fetch-Site": site}).status_code == 403
+        assert client.post("/runs/1/cancel", headers={"Sec-Fetch-Site": site}).status_code == 403
     assert client.get("/runs").json()["total"] == 0
     assert client.get("/features", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 503  # reads pass
     plain = client.get("/trigger")  # curl sends no Sec-Fetch-Site
