@@ -6,7 +6,8 @@
   derived from API_TOKEN, so changing the token ends every session). The cookie is accepted by browser
   pages only (docs), never by the JSON API.
 - Logs: every log record (ours and uvicorn's, access log included) has the token, the database password and
-  any `token=` query value replaced by `***` before it is written.
+  any `token=` query value replaced by `***` before it is written, and control characters in its arguments
+  (request data: a cancel reason, a path) escaped, so that no request can write a line of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import re
 import socket
 import time
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote_plus
 
 from api.config import Settings
 
@@ -90,11 +91,25 @@ def host_name(header: str) -> str:
 
 # --------------------------------------------------------------------------- logs
 
+#: A run of URL characters between separators (a path segment, a query value): decoded to look for a secret.
+_URL_PART = re.compile(r"[^\s\"'&=?;,/]+")
 _TOKEN_PARAM = re.compile(r"(?i)([?&;](?:token|api_token|access_token|password)=)[^&;\s\"']*")
 
 
+#: Control characters (C0, DEL, C1) and Unicode's line and paragraph separators: escaped in request data that
+#: goes into a log line, so that it cannot start a forged line.
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROLS.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as an escape (`\\n`, `\\x1b`): one line, nothing hidden."""
+    return text.translate(_CONTROLS)
+
+
 class RedactSecrets(logging.Filter):
-    """Replaces secrets (and `token=` query values) in a record's message and arguments with `***`."""
+    """Replaces secrets (and `token=` query values) in a record's message and arguments with `***`, and escapes
+    control characters in its string arguments (`escape_controls`)."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
@@ -104,15 +119,31 @@ class RedactSecrets(logging.Filter):
     def clean(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "***")
+        if self.secrets and ("%" in text or "+" in text):
+            text = _URL_PART.sub(self._decoded_secret, text)
         return _TOKEN_PARAM.sub(r"\1***", text)
+
+    def _decoded_secret(self, match: re.Match[str]) -> str:
+        """A URL part that, decoded (percent-encoding in any case, `+`, twice encoded...), holds a secret: written
+        decoded, with the secret replaced; any other part as it was."""
+        part = decoded = match.group(0)
+        for _ in range(3):
+            decoded = unquote_plus(decoded)
+            if any(secret in decoded for secret in self.secrets):
+                for secret in self.secrets:
+                    decoded = decoded.replace(secret, "***")
+                return decoded
+        return part
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
             record.msg = self.clean(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(self.clean(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(self.clean(escape_controls(a)) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.args, dict):
-            record.args = {k: self.clean(v) if isinstance(v, str) else v for k, v in record.args.items()}
+            record.args = {
+                k: self.clean(escape_controls(v)) if isinstance(v, str) else v for k, v in record.args.items()
+            }
         if record.exc_info and not record.exc_text:
             record.exc_text = self.clean(logging.Formatter().formatException(record.exc_info))
         return True

@@ -3,10 +3,13 @@ and Sec-Fetch-Site checks, and the refusal to serve the network without a token.
 
 from __future__ import annotations
 
+import io
 import logging
 import subprocess
 import sys
 import time
+import uuid
+from urllib.parse import quote, quote_plus
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +17,7 @@ from pydantic import SecretStr
 
 from api.config import REPO_ROOT
 from api.main import create_app
-from api.security import SESSION_COOKIE, SESSION_SECONDS, make_session
+from api.security import SESSION_COOKIE, SESSION_SECONDS, RedactSecrets, make_session
 from tests.conftest import LOCAL, python_env
 
 TOKEN = "s3cret-test-token"
@@ -131,11 +134,9 @@ def test_a_malformed_login_form_is_a_400(secured):
         secured.post("/login", content=many, headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code
         == 400
     )
-    huge = "token=" + "x" * 100_000
-    assert (
-        secured.post("/login", content=huge, headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code
-        == 400
-    )
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert secured.post("/login", content="token=" + "x" * 20_000, headers=form).status_code == 400  # > 16 KiB
+    assert secured.post("/login", content="token=" + "x" * 100_000, headers=form).status_code == 413  # > 64 KiB
 
 
 def test_login_never_redirects_off_site(secured):
@@ -211,6 +212,32 @@ def test_a_cross_site_trigger_is_refused_and_starts_nothing(client):
 # --------------------------------------------------------------------------- logs
 
 
+def _logged(secrets: list[str], message: str, *args: object) -> str:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets(secrets))
+    logger = logging.getLogger(f"test.redact.{uuid.uuid4().hex}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning(message, *args)
+    return stream.getvalue()
+
+
+def test_log_lines_from_request_data_stay_one_line_and_hold_no_token_in_any_form():
+    forged = "x\n2026-01-01 INFO api: run 1 succeeded\r\x1b[2J\u2028y"
+    line = _logged([TOKEN], "run %s: cancelling: %s", 7, forged)
+    assert line.count("\n") == 1 and "\x1b" not in line and "\u2028" not in line and "\r" not in line, line
+    assert "x\\n2026-01-01" in line and "\\x1b[2J" in line
+    every_char = "".join(f"%{ord(ch):02x}" for ch in TOKEN)
+    for url in (
+        f"/features?q={every_char}", f"/features?q={every_char.upper()}&x=1", f"/p/{quote(quote(TOKEN, safe=''))}",
+        f"/features?q={quote_plus(TOKEN + ' x')}", f"/p/{TOKEN[:5]}%{ord(TOKEN[5]):02X}{TOKEN[6:]}",
+    ):  # fmt: skip
+        logged = _logged([TOKEN], '%s - "GET %s HTTP/1.1" 200', "127.0.0.1", url)
+        assert "***" in logged and TOKEN not in logged and every_char not in logged.lower(), (url, logged)
+    assert _logged([TOKEN], "GET %s", "/ok?x=%41") == "GET /ok?x=%41\n"
+
+
 def test_a_token_sent_in_a_url_never_shows_up_in_a_log(settings, tmp_path):
     """The real server (uvicorn's access log included, LOG_LEVEL=debug): the token in query strings, in the
     login form, in headers, right and wrong: no log line holds it."""
@@ -226,9 +253,17 @@ def test_a_token_sent_in_a_url_never_shows_up_in_a_log(settings, tmp_path):
         c.post("/login", data={"token": TOKEN})
         c.get("/features", headers={"Authorization": f"Bearer {TOKEN}x"})
         c.get(f"/{TOKEN}")
+        # the attack: the token percent-encoded (any case, twice) in a parameter not named token
+        every_char = "".join(f"%{ord(ch):02X}" for ch in TOKEN)
+        c.get(f"/features?q={every_char}", headers=BEARER)
+        c.get(f"/features?q={every_char.lower()}&x=1", headers=BEARER)
+        c.get(f"/features?q={quote(quote(TOKEN, safe=''), safe='')}", headers=BEARER)
     finally:
         server.stop()
     log = server.log_path.read_text()
+    assert "GET /features?q=*** HTTP/1.1" in log and "GET /features?q=***&x=1 HTTP/1.1" in log, log[-3000:]
+    for encoded in (every_char, every_char.lower(), quote(TOKEN, safe=""), quote(quote(TOKEN, safe=""), safe="")):
+        assert encoded not in log
     assert "GET /features?token=*** HTTP/1.1" in log, log[-3000:]  # the access log is on, and redacted
     assert "/runs?api_token=***" in log
     assert TOKEN not in log, [line for line in log.splitlines() if TOKEN in line]
