@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     allowed_hosts: str = Field(
         default="", description="comma-separated extra names accepted in the Host header (e.g. mart.example.org)"
     )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="comma-separated addresses of proxies whose X-Forwarded-For/-Proto are trusted; unset: none",
+    )
+    max_connections: int = Field(default=200, ge=1, description="connections served at once; beyond: 503")
     runs_keep: int = Field(default=1000, ge=1, description="runs kept in ops.runs and STATE_DIR/runs")
     log_level: str = "info"
     pg_port: int | None = Field(default=None, description="port of the embedded Postgres; unset: a free one")

@@ -8,6 +8,7 @@ refused before it is read (by its Content-Length) or as soon as the bytes receiv
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.exceptions import HTTPException
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.config import Settings
+from api.connections import BODY_SECONDS
 from api.core.metrics import RequestMetrics
 from api.csp import FRAME_HEADERS, PAGE_POLICY
 from api.security import allowed_hosts, host_name
@@ -43,9 +45,17 @@ class BodyTooLarge(HTTPException):
         super().__init__(status_code=413, detail=_TOO_LARGE)
 
 
+class BodyTooSlow(HTTPException):
+    """Raised by `receive` when the body has not arrived within BODY_SECONDS (a trickling client)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=408, detail=f"request body not received within {BODY_SECONDS:g}s")
+
+
 class BodyLimit:
     """ASGI middleware: 413 for a body over MAX_BODY_BYTES, on every route and before authentication: at once
-    when Content-Length says so, else when the bytes received pass the limit (chunked bodies)."""
+    when Content-Length says so, else when the bytes received pass the limit (chunked bodies); 408 for a body
+    not received within BODY_SECONDS."""
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -66,11 +76,19 @@ class BodyLimit:
                     return
         received, started = 0, False
 
+        deadline, body_done = time.monotonic() + BODY_SECONDS, False
+
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # past the body (a streaming answer waiting for a disconnect): no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise BodyTooSlow() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise BodyTooLarge()
             return message
@@ -82,13 +100,16 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
+        except (BodyTooLarge, BodyTooSlow) as refused:
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, refused)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse({"detail": _TOO_LARGE}, status_code=413, headers={"Connection": "close"})
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, refused: HTTPException | None = None) -> None:
+        refused = refused or BodyTooLarge()
+        response = JSONResponse(
+            {"detail": refused.detail}, status_code=refused.status_code, headers={"Connection": "close"}
+        )
         await response(scope, receive, send)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -217,7 +218,7 @@ def test_the_folders_above_keep_their_modes(pg_tmp):
 def test_the_server_gets_none_of_our_secrets_in_its_environment(pg_tmp, monkeypatch):
     """A superuser reads the server's environment (pg_read_binary_file('/proc/<pid>/environ')): it must hold
     nothing of the API's (API_TOKEN, WEBHOOK_SECRET, DATABASE_URL...)."""
-    secret = "an-api-token-that-must-not-leak-0123456789"
+    secret = secrets.token_urlsafe(32)
     monkeypatch.setenv("API_TOKEN", secret)
     monkeypatch.setenv("WEBHOOK_SECRET", secret)
     state = pg_tmp / "state"
