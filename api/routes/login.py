@@ -4,12 +4,14 @@ expiring cookie that only the browser pages (docs) accept."""
 from __future__ import annotations
 
 import html
+import math
 from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from api.core.throttle import MAX_FAILURES, LoginThrottle
 from api.csp import policy
 from api.deps import SettingsDep, token_matches
 from api.security import SESSION_COOKIE, SESSION_SECONDS, make_session, safe_next
@@ -77,6 +79,10 @@ def login_form(next: Annotated[str | None, Query(max_length=2000)] = None) -> HT
         303: {"description": "logged in: a session cookie is set, and the browser sent to `next`"},
         400: {"description": "not the login form (too long, too many fields)", "content": {"text/html": {}}},
         401: {"description": "wrong token: the form again", "content": {"text/html": {}}},
+        429: {
+            "description": f"{MAX_FAILURES} wrong tokens in a row from this client: wait `Retry-After` seconds",
+            "content": {"text/html": {}},
+        },
         403: {"description": "sent by another site's page"},
     },
 )
@@ -94,8 +100,17 @@ async def login(request: Request, settings: SettingsDep):
     target = safe_next((form.get("next") or [None])[0])
     if not settings.api_token:
         return RedirectResponse(target, status_code=303)  # nothing to log in to
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else "unknown"
+    wait = throttle.wait_seconds(client)
+    if wait > 0:
+        refused = _page(target, f"Too many wrong tokens: try again in {math.ceil(wait)} s.", status_code=429)
+        refused.headers["Retry-After"] = str(math.ceil(wait))
+        return refused
     if not token_matches(settings, token):
+        throttle.failed(client)
         return _page(target, "That is not the API token.", status_code=401)
+    throttle.succeeded(client)
     response = RedirectResponse(target, status_code=303)
     https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
     response.set_cookie(

@@ -15,12 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from api.config import REPO_ROOT
+from api.config import MIN_TOKEN_LENGTH, REPO_ROOT
+from api.core.throttle import LOCK_SECONDS, MAX_FAILURES
 from api.main import create_app
 from api.security import SESSION_COOKIE, SESSION_SECONDS, RedactSecrets, make_session
 from tests.conftest import LOCAL, python_env
 
-TOKEN = "s3cret-test-token"
+TOKEN = "secret-test-token-long-enough-to-be-accepted"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -137,6 +138,33 @@ def test_a_malformed_login_form_is_a_400(secured):
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     assert secured.post("/login", content="token=" + "x" * 20_000, headers=form).status_code == 400  # > 16 KiB
     assert secured.post("/login", content="token=" + "x" * 100_000, headers=form).status_code == 413  # > 64 KiB
+
+
+def test_wrong_logins_are_throttled_per_client(secured):
+    """The attack: 200 wrong logins in 4.9 s, then the right token still worked. Now after MAX_FAILURES in a
+    row the client waits (429, Retry-After), whatever it sends, the right token included."""
+    for _ in range(MAX_FAILURES):
+        assert secured.post("/login", data={"token": "guess"}, follow_redirects=False).status_code == 401
+    for token in ("guess", TOKEN):
+        refused = secured.post("/login", data={"token": token}, follow_redirects=False)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) == LOCK_SECONDS, token
+        assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+        assert "try again in" in refused.text
+
+
+def test_a_short_token_is_refused_at_start_up_with_how_to_make_one(settings):
+    short = settings.model_copy(update={"api_token": SecretStr("x" * (MIN_TOKEN_LENGTH - 1))})
+    how = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    assert how in short.token_problem()
+    assert settings.model_copy(update={"api_token": SecretStr("x" * MIN_TOKEN_LENGTH)}).token_problem() is None
+    with pytest.raises(RuntimeError, match="at least 32"), TestClient(create_app(short), base_url=LOCAL):
+        pass
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve"],
+        cwd=REPO_ROOT, env=python_env(settings, API_TOKEN="tok-123", PORT="1"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and how in done.stderr, done.stderr
 
 
 def test_login_never_redirects_off_site(secured):

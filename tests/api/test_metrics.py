@@ -73,10 +73,14 @@ def test_metrics_count_runs_from_the_history_of_every_process(client, settings, 
 
 
 def test_metrics_need_the_token_when_one_is_set(settings):
-    locked = create_app(settings.model_copy(update={"api_token": SecretStr("tok-9")}))
+    locked = create_app(
+        settings.model_copy(update={"api_token": SecretStr("metrics-token-long-enough-to-be-accepted")})
+    )
     with TestClient(locked, base_url=LOCAL) as client:
         assert client.get("/metrics").status_code == 401
-        assert "features_mart_runs_total" in scrape(client, Authorization="Bearer tok-9")
+        assert "features_mart_runs_total" in scrape(
+            client, Authorization="Bearer metrics-token-long-enough-to-be-accepted"
+        )
 
 
 def _epoch(iso: str) -> float:

@@ -25,7 +25,7 @@ from tests.conftest import LOCAL, RUN_TIMEOUT, wait_for_run, wait_until
 from tests.datasets import edit_text, random_dataset
 from tests.reliability.conftest import ApiServers, current_step, dbt_blocked_on, run_row, trigger, trigger_and_wait
 
-TOKEN = "page-test-token"
+TOKEN = "page-test-token-long-enough-to-be-accepted"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 #: The dbt resource types a run executes (its test step leaves the unit tests out): every node of these in the
 #: run's manifest is one row of its page.
