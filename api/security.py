@@ -2,9 +2,9 @@
 
 - Requests: the Host header must name this server (`allowed_hosts`: localhost, HOST, ALLOWED_HOSTS), which
   defeats DNS rebinding; api/middleware.py applies it, and refuses state changes from other sites' pages.
-- Browser sessions: POST /login trades the token for a signed, expiring cookie (HMAC-SHA256 keyed by a key
-  derived from API_TOKEN, so changing the token ends every session). The cookie is accepted by browser
-  pages only (docs), never by the JSON API.
+- Browser sessions: POST /login trades the token for a random, expiring session cookie kept server-side
+  (api/core/sessions.py: logout ends it, a new API_TOKEN ends them all). The cookie opens the browser pages,
+  and the JSON API only for the pages' own same-origin calls (api/deps.py).
 - Logs: every log record (ours and uvicorn's, access log included) has the token, the database password and
   any `token=` query value replaced by `***` before it is written, and control characters in its arguments
   (request data: a cancel reason, a path) escaped, so that no request can write a line of its own.
@@ -13,12 +13,9 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import re
 import socket
-import time
 from urllib.parse import quote, quote_plus, unquote_plus
 
 from api.config import Settings
@@ -29,27 +26,6 @@ _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - names of "every interfac
 
 
 # --------------------------------------------------------------------------- browser sessions
-
-
-def _session_key(token: str) -> bytes:
-    return hmac.new(token.encode(), b"features-mart browser session v1", hashlib.sha256).digest()
-
-
-def make_session(token: str, now: float | None = None) -> str:
-    """A cookie value valid for SESSION_SECONDS: `v1.<expiry>.<hmac>`. It holds no part of the token."""
-    expires = int((now or time.time()) + SESSION_SECONDS)
-    payload = f"v1.{expires}"
-    return f"{payload}.{hmac.new(_session_key(token), payload.encode(), hashlib.sha256).hexdigest()}"
-
-
-def session_valid(token: str, value: str | None, now: float | None = None) -> bool:
-    if not value or value.count(".") != 2:
-        return False
-    version, expires, signature = value.split(".")
-    expected = hmac.new(_session_key(token), f"{version}.{expires}".encode(), hashlib.sha256).hexdigest()
-    if version != "v1" or not hmac.compare_digest(signature.encode(), expected.encode()):
-        return False
-    return expires.isdigit() and int(expires) > (now or time.time())
 
 
 def safe_next(target: str | None, default: str = "/dbt-docs/") -> str:

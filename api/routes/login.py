@@ -1,5 +1,6 @@
-"""Browser login: the token is typed into a form and posted, never put in a URL. The answer is a signed,
-expiring cookie that only the browser pages (docs) accept."""
+"""Browser login: the token is typed into a form and posted, never put in a URL. The answer is a random,
+expiring session cookie, kept server-side (api/core/sessions.py) and ended by logout; wrong tokens are
+throttled per client (api/core/throttle.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from api.core import sessions
 from api.core.throttle import MAX_FAILURES, LoginThrottle
 from api.csp import policy
-from api.deps import SettingsDep, token_matches
-from api.security import SESSION_COOKIE, SESSION_SECONDS, make_session, safe_next
+from api.deps import DatabaseDep, SettingsDep, token_matches
+from api.security import SESSION_COOKIE, SESSION_SECONDS, safe_next
 
 router = APIRouter(tags=["login"])
 
@@ -86,9 +89,9 @@ def login_form(next: Annotated[str | None, Query(max_length=2000)] = None) -> HT
         403: {"description": "sent by another site's page"},
     },
 )
-async def login(request: Request, settings: SettingsDep):
-    """Check the token posted by the form and set a signed cookie valid for the browser pages only
-    (HttpOnly, SameSite=Strict, Secure behind https, expiring)."""
+async def login(request: Request, settings: SettingsDep, db: DatabaseDep):
+    """Check the token posted by the form and set a session cookie for the browser pages (HttpOnly,
+    SameSite=Strict, Secure behind https, expiring; the session is kept server-side and ended by logout)."""
     body = await request.body()
     try:
         if len(body) > _MAX_FORM_BYTES:
@@ -115,7 +118,7 @@ async def login(request: Request, settings: SettingsDep):
     https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
     response.set_cookie(
         SESSION_COOKIE,
-        make_session(settings.api_token.get_secret_value()),
+        await run_in_threadpool(sessions.create, db, settings.api_token.get_secret_value(), SESSION_SECONDS),
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
@@ -129,10 +132,11 @@ async def login(request: Request, settings: SettingsDep):
     "/logout",
     response_class=RedirectResponse,
     status_code=303,
-    responses={303: {"description": "the session cookie is removed"}},
+    responses={303: {"description": "the session is ended and its cookie removed"}},
 )
-def logout() -> RedirectResponse:
-    """End the browser session."""
+def logout(request: Request, db: DatabaseDep) -> RedirectResponse:
+    """End the browser session: on the server (the cookie is worthless from now on) and in the browser."""
+    sessions.end(db, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

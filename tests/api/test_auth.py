@@ -7,7 +7,6 @@ import io
 import logging
 import subprocess
 import sys
-import time
 import uuid
 from urllib.parse import quote, quote_plus
 
@@ -16,9 +15,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.config import MIN_TOKEN_LENGTH, REPO_ROOT
+from api.core import sessions
 from api.core.throttle import LOCK_SECONDS, MAX_FAILURES
 from api.main import create_app
-from api.security import SESSION_COOKIE, SESSION_SECONDS, RedactSecrets, make_session
+from api.security import SESSION_COOKIE, SESSION_SECONDS, RedactSecrets
 from tests.conftest import LOCAL, python_env
 
 TOKEN = "secret-test-token-long-enough-to-be-accepted"
@@ -112,14 +112,27 @@ def test_login_cookie_is_secure_behind_https(secured):
     assert "secure" in answer.headers["set-cookie"].lower()
 
 
-def test_a_forged_or_expired_cookie_is_refused(secured):
-    forged = make_session("another-token")
-    expired = make_session(TOKEN, now=time.time() - SESSION_SECONDS - 5)
-    for value in (forged, expired, "v1.99999999999.00", TOKEN):
+def test_a_forged_expired_or_other_tokens_cookie_is_refused(secured, database):
+    expired = sessions.create(database, TOKEN, SESSION_SECONDS)
+    with database.connect() as conn:
+        conn.execute("update ops.sessions set expires_at = now() - interval '1 second'")
+    other_token = sessions.create(database, TOKEN + "-before-the-token-changed", SESSION_SECONDS)
+    for value in (expired, other_token, "v1.99999999999.00", TOKEN, "x" * 500):
         secured.cookies.set(SESSION_COOKIE, value)
         assert secured.get("/docs").status_code == 401, value
-    secured.cookies.set(SESSION_COOKIE, make_session(TOKEN))
+    secured.cookies.set(SESSION_COOKIE, sessions.create(database, TOKEN, SESSION_SECONDS))
     assert secured.get("/docs").status_code == 200
+
+
+def test_logout_ends_the_session_on_the_server(secured):
+    """The attack: the cookie replayed after POST /logout still opened /openapi.json."""
+    answer = secured.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    cookie = answer.cookies[SESSION_COOKIE]
+    assert secured.get("/openapi.json").status_code == 200
+    secured.post("/logout", follow_redirects=False)
+    secured.cookies.set(SESSION_COOKIE, cookie)  # replayed
+    assert secured.get("/openapi.json").status_code == 401
+    assert secured.get("/runs", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 401
 
 
 def test_the_token_in_a_url_opens_nothing(secured):
