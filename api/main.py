@@ -101,9 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle()  # wrong logins per client (api/core/throttle.py)
     app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))
-    app.add_middleware(HtmlHeaders)  # no framing, a Content-Security-Policy (api/csp.py)
     app.add_middleware(RequestGuard, settings=settings)  # a refused request reaches nothing
-    app.add_middleware(BodyLimit)  # outermost: a body over the limit is refused before anything reads it
+    app.add_middleware(BodyLimit)  # a body over the limit is refused before anything reads it
+    app.add_middleware(HtmlHeaders)  # outermost: every answer's headers (no framing, CSP: api/csp.py)
     for module in (page, trigger, runs, features, docs, schedule, metrics, health, login):
         app.include_router(module.router)
 

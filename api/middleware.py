@@ -1,6 +1,6 @@
-"""The ASGI middlewares, outermost first: the body limit (MAX_BODY_BYTES), the request guard (Host header,
-cross-site state changes; its policy in api/security.py), the HTML headers (no framing, a Content-Security-Policy:
-api/csp.py) and the per-route request metrics (api/core/metrics.py).
+"""The ASGI middlewares, outermost first: the answer headers (no framing, a Content-Security-Policy: api/csp.py),
+the body limit (MAX_BODY_BYTES, BODY_SECONDS), the request guard (Host header, state changes from other pages;
+its policy in api/security.py) and the per-route request metrics (api/core/metrics.py).
 
 The one rule: a refused request reaches nothing, not even the metrics of a route; a body over the limit is
 refused before it is read (by its Content-Length) or as soon as the bytes received pass the limit.
