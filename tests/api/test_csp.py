@@ -86,7 +86,7 @@ def test_pages_cannot_be_framed_and_report_no_csp_violation_in_chromium(servers,
             if ready:
                 view.wait_for_selector(ready)
             elif path.startswith("/dbt-docs/"):
-                view.wait_for_function("document.body.innerText.includes('tied_compound_ids')")
+                view.wait_for_function("() => document.body.innerText.includes('tied_compound_ids')")
             else:
                 view.wait_for_load_state("load")  # Swagger UI comes from its CDN: may be unreachable here
             assert _violations(view) == [], (path, _violations(view))
