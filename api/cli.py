@@ -74,9 +74,10 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 def cmd_serve(settings: Settings) -> int:
     import uvicorn
 
+    from api.connections import uvicorn_options
     from api.core.job.runner import interrupt_all_runs
 
-    problem = settings.exposure_problem() or settings.state_dir_problem()
+    problem = settings.exposure_problem() or settings.token_problem() or settings.state_dir_problem()
     if problem:
         print(f"serve: refusing to start: {problem}", file=sys.stderr)
         return 2
@@ -94,6 +95,7 @@ def cmd_serve(settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        **uvicorn_options(settings.forwarded_allow_ips, settings.max_connections),
     )
     try:
         Server(config).run()

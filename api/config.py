@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+#: The shortest API_TOKEN accepted (secrets.token_urlsafe(32) makes 43 characters).
+MIN_TOKEN_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -37,6 +39,11 @@ class Settings(BaseSettings):
     allowed_hosts: str = Field(
         default="", description="comma-separated extra names accepted in the Host header (e.g. mart.example.org)"
     )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="comma-separated addresses of proxies whose X-Forwarded-For/-Proto are trusted; unset: none",
+    )
+    max_connections: int = Field(default=200, ge=1, description="connections served at once; beyond: 503")
     runs_keep: int = Field(default=1000, ge=1, description="runs kept in ops.runs and STATE_DIR/runs")
     log_level: str = "info"
     pg_port: int | None = Field(default=None, description="port of the embedded Postgres; unset: a free one")
@@ -103,6 +110,16 @@ class Settings(BaseSettings):
             f"HOST={self.host} makes the API reachable from the network, and API_TOKEN is not set: anyone "
             "could read the mart and rebuild it. Set API_TOKEN (e.g. API_TOKEN=$(openssl rand -hex 32)), "
             "or HOST=127.0.0.1, or ALLOW_UNAUTHENTICATED=true if the network is trusted."
+        )
+
+    def token_problem(self) -> str | None:
+        """Why API_TOKEN may not be used (shorter than MIN_TOKEN_LENGTH characters), or None."""
+        if not self.api_token or len(self.api_token.get_secret_value()) >= MIN_TOKEN_LENGTH:
+            return None
+        return (
+            f"API_TOKEN is {len(self.api_token.get_secret_value())} characters long: it must have at least "
+            f"{MIN_TOKEN_LENGTH}, so that it cannot be guessed. Make one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
 
     def state_dir_problem(self) -> str | None:

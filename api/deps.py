@@ -10,9 +10,10 @@ from fastapi.responses import RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.config import Settings
+from api.core import sessions
 from api.core.db.database import Database
 from api.core.job.runner import JobRunner
-from api.security import SESSION_COOKIE, session_valid
+from api.security import SESSION_COOKIE
 
 _bearer = HTTPBearer(auto_error=False, description="the API_TOKEN, when the server has one")
 
@@ -39,6 +40,12 @@ def token_matches(settings: Settings, presented: str | None) -> bool:
     return hmac.compare_digest((presented or "").encode(), expected.encode())
 
 
+def _session_valid(request: Request, settings: Settings) -> bool:
+    """The request's login cookie names a live session of the current token (api/core/sessions.py)."""
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    return sessions.valid(request.app.state.db, token, request.cookies.get(SESSION_COOKIE))
+
+
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
@@ -57,9 +64,7 @@ def require_token(request: Request, settings: SettingsDep, credentials: BearerCr
     checked, so another site's page can use neither a logged-in browser nor DNS rebinding against the API."""
     if not settings.api_token or token_matches(settings, credentials.credentials if credentials else None):
         return
-    if request.headers.get("sec-fetch-site") == "same-origin" and session_valid(
-        settings.api_token.get_secret_value(), request.cookies.get(SESSION_COOKIE)
-    ):
+    if request.headers.get("sec-fetch-site") == "same-origin" and _session_valid(request, settings):
         return
     raise _unauthorized()
 
@@ -70,7 +75,7 @@ def require_browser(request: Request, settings: SettingsDep, credentials: Bearer
         return
     if credentials and token_matches(settings, credentials.credentials):
         return
-    if session_valid(settings.api_token.get_secret_value(), request.cookies.get(SESSION_COOKIE)):
+    if _session_valid(request, settings):
         return
     raise _unauthorized()
 

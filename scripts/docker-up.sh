@@ -54,7 +54,7 @@ else
         echo "adding a random API_TOKEN to .env (the API refuses to serve the network without one)"
         (umask 077 && echo "API_TOKEN=$(random_hex 32)" >>.env)
     elif grep -qx 'API_TOKEN=change-me' .env; then
-        echo "warning: API_TOKEN in .env is still the placeholder 'change-me'; set a real one" >&2
+        echo "warning: API_TOKEN in .env is still the placeholder 'change-me', which the API refuses (fewer than 32 characters); set a real one" >&2
     fi
 fi
 

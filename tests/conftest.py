@@ -3,11 +3,14 @@ in a temporary folder), a fresh database per test, and settings pointing at them
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -39,6 +42,29 @@ RUN_TIMEOUT = 240
 FINISHED = ("success", "failed", "cancelled")
 
 
+@contextlib.contextmanager
+def server_folder(fallback: Path) -> Iterator[Path]:
+    """A folder to put an embedded Postgres' STATE_DIR in. As root, a new folder in the temporary directory,
+    0711: the server's OS user must pass through every folder above its data, and pytest keeps its own folder
+    (/tmp/pytest-of-root) at 0700, which the embedded server never widens. Else `fallback`."""
+    if os.geteuid() != 0:
+        yield fallback
+        return
+    folder = Path(tempfile.mkdtemp(prefix="features-mart-test-pg-"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_tmp(tmp_path) -> Iterator[Path]:
+    """Like tmp_path, for the STATE_DIR of an embedded Postgres (see `server_folder`)."""
+    with server_folder(tmp_path) as folder:
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory) -> Iterator[str]:
     """Maintenance URL of the Postgres server the tests use."""
@@ -46,12 +72,13 @@ def server_url(tmp_path_factory) -> Iterator[str]:
     if given:
         yield given
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
-    port, _ = server.start()
-    try:
-        yield server.url(port)
-    finally:
-        server.stop()
+    with server_folder(tmp_path_factory.mktemp("pg")) as folder:
+        server = EmbeddedPostgres(folder / "state")
+        port, _ = server.start()
+        try:
+            yield server.url(port)
+        finally:
+            server.stop()
 
 
 @pytest.fixture

@@ -124,8 +124,20 @@ class RunCollector(Collector):
                 yield mart_rows
 
 
+#: The `method` label's values: the standard HTTP methods; any other name a client sends counts as `other`, so
+#: made-up methods cannot grow the label set (each new value would be a new series, kept for good).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
+def method_label(method: str) -> str:
+    """The request's method as a label from a closed set: a standard method, else `other`."""
+    method = method.upper()
+    return method if method in METHODS else "other"
+
+
 class RequestMetrics:
-    """HTTP request counts and latencies per route template (`/runs/{run_id}`, never the raw path)."""
+    """HTTP request counts and latencies per route template (`/runs/{run_id}`, never the raw path) and method
+    (`method_label`): every label comes from a closed set."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -142,5 +154,6 @@ class RequestMetrics:
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method_label(method)
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from api.core.job.files import docs_dir
+from api.csp import dbt_docs_policy
 from api.deps import BearerCredentials, BrowserAuthorized, SettingsDep, login_redirect
 from api.schemas import Message
 
@@ -43,7 +45,12 @@ def docs_index(request: Request, settings: SettingsDep, credentials: BearerCrede
     """The dbt docs site (models, columns, tests, lineage) of the last successful run.
 
     With API_TOKEN set, a browser logs in once at `/login` (a signed cookie, never the token in a URL)."""
-    return login_redirect(request, settings, credentials, "/dbt-docs/") or _file(settings, "index.html")
+    redirect = login_redirect(request, settings, credentials, "/dbt-docs/")
+    if redirect:
+        return redirect
+    text = Path(_file(settings, "index.html").path).read_text(encoding="utf-8")  # hashed and served: one read
+    headers = {"Cache-Control": "no-cache", "Content-Security-Policy": dbt_docs_policy(text)}
+    return HTMLResponse(text, headers=headers)
 
 
 @router.get(

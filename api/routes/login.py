@@ -1,17 +1,23 @@
-"""Browser login: the token is typed into a form and posted, never put in a URL. The answer is a signed,
-expiring cookie that only the browser pages (docs) accept."""
+"""Browser login: the token is typed into a form and posted, never put in a URL. The answer is a random,
+expiring session cookie, kept server-side (api/core/sessions.py) and ended by logout; wrong tokens are
+throttled per client (api/core/throttle.py)."""
 
 from __future__ import annotations
 
 import html
+import math
 from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from api.deps import SettingsDep, token_matches
-from api.security import SESSION_COOKIE, SESSION_SECONDS, make_session, safe_next
+from api.core import sessions
+from api.core.throttle import MAX_FAILURES, LoginThrottle
+from api.csp import policy
+from api.deps import DatabaseDep, SettingsDep, token_matches
+from api.security import SESSION_COOKIE, SESSION_SECONDS, safe_next
 
 router = APIRouter(tags=["login"])
 
@@ -56,7 +62,7 @@ def _page(next_path: str, message: str = "", status_code: int = 200) -> HTMLResp
     headers = {
         "Cache-Control": "no-store",
         "X-Frame-Options": "DENY",
-        "Content-Security-Policy": "frame-ancestors 'none'",
+        "Content-Security-Policy": policy(style_src="'self' 'unsafe-inline'"),  # the page's one style attribute
     }
     return HTMLResponse(body, status_code=status_code, headers=headers)
 
@@ -76,12 +82,16 @@ def login_form(next: Annotated[str | None, Query(max_length=2000)] = None) -> HT
         303: {"description": "logged in: a session cookie is set, and the browser sent to `next`"},
         400: {"description": "not the login form (too long, too many fields)", "content": {"text/html": {}}},
         401: {"description": "wrong token: the form again", "content": {"text/html": {}}},
+        429: {
+            "description": f"{MAX_FAILURES} wrong tokens in a row from this client: wait `Retry-After` seconds",
+            "content": {"text/html": {}},
+        },
         403: {"description": "sent by another site's page"},
     },
 )
-async def login(request: Request, settings: SettingsDep):
-    """Check the token posted by the form and set a signed cookie valid for the browser pages only
-    (HttpOnly, SameSite=Strict, Secure behind https, expiring)."""
+async def login(request: Request, settings: SettingsDep, db: DatabaseDep):
+    """Check the token posted by the form and set a session cookie for the browser pages (HttpOnly,
+    SameSite=Strict, Secure behind https, expiring; the session is kept server-side and ended by logout)."""
     body = await request.body()
     try:
         if len(body) > _MAX_FORM_BYTES:
@@ -93,13 +103,22 @@ async def login(request: Request, settings: SettingsDep):
     target = safe_next((form.get("next") or [None])[0])
     if not settings.api_token:
         return RedirectResponse(target, status_code=303)  # nothing to log in to
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else "unknown"
+    wait = throttle.wait_seconds(client)
+    if wait > 0:
+        refused = _page(target, f"Too many wrong tokens: try again in {math.ceil(wait)} s.", status_code=429)
+        refused.headers["Retry-After"] = str(math.ceil(wait))
+        return refused
     if not token_matches(settings, token):
+        throttle.failed(client)
         return _page(target, "That is not the API token.", status_code=401)
+    throttle.succeeded(client)
     response = RedirectResponse(target, status_code=303)
     https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
     response.set_cookie(
         SESSION_COOKIE,
-        make_session(settings.api_token.get_secret_value()),
+        await run_in_threadpool(sessions.create, db, settings.api_token.get_secret_value(), SESSION_SECONDS),
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
@@ -113,10 +132,11 @@ async def login(request: Request, settings: SettingsDep):
     "/logout",
     response_class=RedirectResponse,
     status_code=303,
-    responses={303: {"description": "the session cookie is removed"}},
+    responses={303: {"description": "the session is ended and its cookie removed"}},
 )
-def logout() -> RedirectResponse:
-    """End the browser session."""
+def logout(request: Request, db: DatabaseDep) -> RedirectResponse:
+    """End the browser session: on the server (the cookie is worthless from now on) and in the browser."""
+    sessions.end(db, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, Response
 
+from api.csp import redoc_policy, swagger_policy
 from api.deps import BearerCredentials, BrowserAuthorized, SettingsDep, login_redirect
 
 router = APIRouter(include_in_schema=False)
@@ -28,48 +29,39 @@ ASSETS = {
 }
 _PREFIX = "/docs-assets/"
 TITLE = "features-mart API"
-#: Everything from this API only. Swagger UI starts from an inline script; ReDoc runs a worker from a blob and
-#: both inject styles.
-_CSP = {
-    "/docs": "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
-    "/redoc": "default-src 'self'; script-src 'self' blob:; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
-}
-
-
-def _own_only(page: str, response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = _CSP[page]
-    return response
 
 
 @router.get("/docs")
 def swagger(request: Request, settings: SettingsDep, credentials: BearerCredentials) -> Response:
-    return login_redirect(request, settings, credentials, "/docs") or _own_only(
-        "/docs",
-        get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title=TITLE,
-            swagger_js_url=_PREFIX + "swagger-ui-bundle.js",
-            swagger_css_url=_PREFIX + "swagger-ui.css",
-            swagger_favicon_url=_PREFIX + "favicon.png",
-            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
-        ),
+    redirect = login_redirect(request, settings, credentials, "/docs")
+    if redirect:
+        return redirect
+    page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title=TITLE,
+        swagger_js_url=_PREFIX + "swagger-ui-bundle.js",
+        swagger_css_url=_PREFIX + "swagger-ui.css",
+        swagger_favicon_url=_PREFIX + "favicon.png",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
+    page.headers["Content-Security-Policy"] = swagger_policy(page.body.decode())
+    return page
 
 
 @router.get("/redoc")
 def redoc(request: Request, settings: SettingsDep, credentials: BearerCredentials) -> Response:
-    return login_redirect(request, settings, credentials, "/redoc") or _own_only(
-        "/redoc",
-        get_redoc_html(
-            openapi_url="/openapi.json",
-            title=TITLE,
-            redoc_js_url=_PREFIX + "redoc.standalone.js",
-            redoc_favicon_url=_PREFIX + "favicon.png",
-            with_google_fonts=False,
-        ),
+    redirect = login_redirect(request, settings, credentials, "/redoc")
+    if redirect:
+        return redirect
+    page = get_redoc_html(
+        openapi_url="/openapi.json",
+        title=TITLE,
+        redoc_js_url=_PREFIX + "redoc.standalone.js",
+        redoc_favicon_url=_PREFIX + "favicon.png",
+        with_google_fonts=False,
     )
+    page.headers["Content-Security-Policy"] = redoc_policy()
+    return page
 
 
 @router.get(_PREFIX + "{name}", dependencies=BrowserAuthorized)

@@ -18,6 +18,7 @@ from api.core.job.steps import STEP_NAMES
 from api.core.runs import history
 from api.deps import Authorized, DatabaseDep, SettingsDep
 from api.schemas import MAX_ID, MAX_OFFSET, MAX_TAIL, CancelRequest, Message, Run, RunPage, WebhookDelivery
+from api.security import escape_controls
 from api.views import fetch_run, run_row, to_run
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=Authorized)
@@ -139,10 +140,10 @@ def cancel_run(
     """Cancel a queued or running run. dbt gets SIGINT (it cancels its queries), then SIGKILL after a grace
     period; the run ends `cancelled`, the published mart untouched. Answers at once with the run, which shows
     `cancel_requested_at` until it has ended. Works from any API process on the database."""
-    client = request.client.host if request.client else "unknown client"
+    client = escape_controls(request.client.host) if request.client else "unknown client"
     reason = f"cancelled by API request from {client}"
     if body and body.reason:
-        reason += f": {body.reason}"
+        reason += f": {escape_controls(body.reason)}"  # one line in the run's error, log and the API's log
     try:
         return to_run(history.request_cancel(db, run_id, reason))
     except history.RunNotFound as exc:

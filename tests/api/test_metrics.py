@@ -73,13 +73,29 @@ def test_metrics_count_runs_from_the_history_of_every_process(client, settings, 
 
 
 def test_metrics_need_the_token_when_one_is_set(settings):
-    locked = create_app(settings.model_copy(update={"api_token": SecretStr("tok-9")}))
+    locked = create_app(
+        settings.model_copy(update={"api_token": SecretStr("metrics-token-long-enough-to-be-accepted")})
+    )
     with TestClient(locked, base_url=LOCAL) as client:
         assert client.get("/metrics").status_code == 401
-        assert "features_mart_runs_total" in scrape(client, Authorization="Bearer tok-9")
+        assert "features_mart_runs_total" in scrape(
+            client, Authorization="Bearer metrics-token-long-enough-to-be-accepted"
+        )
 
 
 def _epoch(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso).timestamp()
+
+
+def test_made_up_methods_do_not_grow_the_label_set(client):
+    """The attack: each invented method name (no token needed: /health) used to become a new series for good."""
+    for i in range(50):
+        client.request(f"X{i}", "/health")
+    client.request("PATCH", "/health")
+    series = scrape(client)["features_mart_http_requests_total"]
+    methods = {dict(labels)["method"] for labels in series}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other"}
+    assert series[(("method", "other"), ("route", "/health"), ("status", "405"))] == 50
+    assert series[(("method", "PATCH"), ("route", "/health"), ("status", "405"))] == 1

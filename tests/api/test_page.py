@@ -25,7 +25,7 @@ from tests.conftest import LOCAL, RUN_TIMEOUT, wait_for_run, wait_until
 from tests.datasets import edit_text, random_dataset
 from tests.reliability.conftest import ApiServers, current_step, dbt_blocked_on, run_row, trigger, trigger_and_wait
 
-TOKEN = "page-test-token"
+TOKEN = "page-test-token-long-enough-to-be-accepted"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 #: The dbt resource types a run executes (its test step leaves the unit tests out): every node of these in the
 #: run's manifest is one row of its page.
@@ -235,7 +235,7 @@ def test_a_successful_runs_page_lists_every_node_with_its_time(servers, chromium
     # the logs, searched from the keyboard: every line holding the text, in the steps that have it
     tab_to(page, "e.id === 'log-search'")
     page.keyboard.type("user_features")
-    page.wait_for_function("document.getElementById('search-result').textContent.includes('matching')")
+    page.wait_for_function("() => document.getElementById('search-result').textContent.includes('matching')")
     whole = api.client.get(f"/runs/{run_id}/logs").text
     matching = sum("user_features" in line.lower() for line in whole.split("\n"))
     assert page.locator("#search-result").inner_text().startswith(f"{matching} matching line"), matching
@@ -243,7 +243,7 @@ def test_a_successful_runs_page_lists_every_node_with_its_time(servers, chromium
     assert len(marks) >= matching and {m.lower() for m in marks} == {"user_features"}
     page.keyboard.press("Control+a")
     page.keyboard.press("Delete")
-    page.wait_for_function("document.getElementById('search-result').textContent === ''")
+    page.wait_for_function("() => document.getElementById('search-result').textContent === ''")
     tab_to(page, "e.tagName === 'SUMMARY' && e.parentElement.dataset.step === 'seed'")
     page.keyboard.press("Enter")
     seed_log = page.locator("details[data-step=seed] pre.step-log[data-loaded=true]")
@@ -253,7 +253,7 @@ def test_a_successful_runs_page_lists_every_node_with_its_time(servers, chromium
 
     page.click("#nodes a[href='/dbt-docs/#!/model/model.features_mart.user_features']")
     page.wait_for_url("**/dbt-docs/**")
-    page.wait_for_function("document.body.innerText.includes('user_features') && document.title.includes('dbt')")
+    page.wait_for_function("() => document.body.innerText.includes('user_features') && document.title.includes('dbt')")
 
 
 @pytest.mark.timeout(600)
@@ -379,8 +379,8 @@ def test_a_running_runs_page_updates_live(servers, chromium, database, tmp_path)
         servers.watch_dbt(pid)
         page.wait_for_selector("details[data-step=seed][data-status=success]")
         page.wait_for_selector("details[data-step=run][data-status=running]")
-        page.wait_for_function("document.getElementById('live-log').textContent.includes('$ dbt run')")
-        page.wait_for_function("document.body.dataset.nodes === '3'")  # the seed step's three seeds
+        page.wait_for_function("() => document.getElementById('live-log').textContent.includes('$ dbt run')")
+        page.wait_for_function("() => document.body.dataset.nodes === '3'")  # the seed step's three seeds
         assert page.locator("#live").is_visible() and page.locator("body").get_attribute("data-status") == "running"
         assert page.locator("details[data-step=test]").get_attribute("data-status") == "pending"
         assert page.locator("h1 .status").inner_text() == "running"
@@ -391,7 +391,7 @@ def test_a_running_runs_page_updates_live(servers, chromium, database, tmp_path)
         tab_to(runs, f"e.classList.contains('run-link') && e.getAttribute('href') === '/run/{run_id}'")
         runs.evaluate("document.querySelector('#runs tr').dataset.drawn = 'before'")
         seen = int(runs.locator("body").get_attribute("data-refreshes"))
-        runs.wait_for_function(f"Number(document.body.dataset.refreshes) >= {seen + 2}", timeout=60_000)
+        runs.wait_for_function(f"() => Number(document.body.dataset.refreshes) >= {seen + 2}", timeout=60_000)
         assert runs.locator("#runs tr").first.get_attribute("data-drawn") is None, "the row was redrawn"
         assert runs.evaluate("document.activeElement.getAttribute('href')") == f"/run/{run_id}", "focus lost"
         runs.close()
@@ -402,7 +402,7 @@ def test_a_running_runs_page_updates_live(servers, chromium, database, tmp_path)
     assert statuses == ["success"] * 5
     manifest = api.client.get(f"/runs/{run_id}/artifacts/manifest.json").json()
     executed = [uid for uid, node in manifest["nodes"].items() if node["resource_type"] in EXECUTED]
-    page.wait_for_function(f"document.body.dataset.nodes === '{len(executed)}'")
+    page.wait_for_function(f"() => document.body.dataset.nodes === '{len(executed)}'")
     assert page.locator("#live-progress").inner_text().startswith("ended: success")
     check_page(page, errors, tmp_path / "run-live-ended.png")
 
@@ -422,8 +422,8 @@ def test_runs_page_triggers_cancels_and_lists_runs_in_chromium(served_api, chrom
     first = page.wait_for_selector("tr[data-run-id]")
     run_id = int(first.get_attribute("data-run-id"))
     # live progress of the active run, from the event stream
-    page.wait_for_function("document.getElementById('active-step').textContent.includes('nodes')")
-    page.wait_for_function("!document.getElementById('cancel').disabled")
+    page.wait_for_function("() => document.getElementById('active-step').textContent.includes('nodes')")
+    page.wait_for_function("() => !document.getElementById('cancel').disabled")
     page.click("#cancel")
     page.wait_for_selector("body[data-followed=cancelled]", timeout=60_000)
     assert page.locator("#active-title").inner_text() == f"run #{run_id} cancelled"

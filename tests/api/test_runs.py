@@ -119,6 +119,29 @@ def test_cancel_request_is_recorded_once_and_refused_for_finished_or_unknown_run
     assert client.post("/runs/999999/cancel").status_code == 404
 
 
+FORGED = "2026-01-01 00:00:00 INFO api: run 1 succeeded"
+
+
+@pytest.mark.slow
+def test_a_cancel_reason_cannot_forge_a_log_line(client, caplog):
+    """The attack: a newline in a cancel reason wrote a line of the sender's choosing into the API's log and the
+    run's log. Control characters from the request are escaped: each stays one line."""
+    run_id = client.post("/trigger").json()["run_id"]
+    reason = f"stop\n{FORGED}\r\x1b[2J"
+    with caplog.at_level("INFO"):
+        answer = client.post(f"/runs/{run_id}/cancel", json={"reason": reason})
+        assert answer.status_code == 202, answer.text
+        run = wait_for_run(client, run_id)
+    assert run["status"] == "cancelled"
+    assert "stop\\n2026-01-01" in run["error"] and "\\x1b[2J" in run["error"], run["error"]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "cancelling" in logged
+    assert not [line for line in logged.splitlines() if line.startswith(FORGED)], logged
+    run_log = client.get(f"/runs/{run_id}/logs").text
+    assert not [line for line in run_log.splitlines() if line.startswith(FORGED)], run_log
+    assert "\x1b" not in run_log
+
+
 def test_status_check_of_an_old_database_is_upgraded(database):
     """A database created before 'cancelled' existed accepts it after the migrations."""
     with database.connect() as conn:

@@ -24,7 +24,7 @@ from tests.reliability.conftest import ApiServer, publish_quickly
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "fuzz-token"
+TOKEN = "fuzz-token-long-enough-to-be-accepted-here"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 8}
 CHECKS = [not_a_server_error, response_schema_conformance]

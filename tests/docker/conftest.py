@@ -179,7 +179,7 @@ def fresh_copy(tmp_path_factory) -> Callable[[str], Path]:
 
 #: Local state a developer's checkout holds, which the build context must keep out of the image.
 LOCAL_STATE = {
-    ".env": "API_TOKEN=local-secret-from-dotenv\n",
+    ".env": "API_TOKEN=local-secret-from-dotenv-long-enough-to-be-accepted\n",
     ".state/pg/PG_VERSION": "18\n",
     ".venv/from-the-host": "a developer venv\n",
     "dbt_project/target/manifest.json": "{}",

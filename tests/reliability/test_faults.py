@@ -138,9 +138,9 @@ def test_killed_api_takes_its_dbt_along_and_the_run_is_marked_interrupted(serve,
 
 
 @pytest.fixture
-def private_postgres(tmp_path) -> Iterator[tuple[EmbeddedPostgres, Database]]:
+def private_postgres(pg_tmp) -> Iterator[tuple[EmbeddedPostgres, Database]]:
     """A Postgres server of this test's own (on a fixed port, so that it can be stopped and started)."""
-    server = EmbeddedPostgres(tmp_path / "private", port=free_port())
+    server = EmbeddedPostgres(pg_tmp / "private", port=free_port())
     port, _ = server.start()
     try:
         yield server, Database(server.url(port))

@@ -41,8 +41,8 @@ def schemas(url: str) -> set[str]:
         return {r[0] for r in rows.fetchall()} - {"public"}
 
 
-def test_plain_dbt_after_activate_builds_into_the_dev_schemas_of_the_embedded_postgres(tmp_path):
-    state = tmp_path / "state"
+def test_plain_dbt_after_activate_builds_into_the_dev_schemas_of_the_embedded_postgres(tmp_path, pg_tmp):
+    state = pg_tmp / "state"
     script = """
         set -e
         . scripts/activate

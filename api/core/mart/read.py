@@ -110,9 +110,15 @@ def read_feature_versioned(db: Database, user_id: int) -> tuple[dict[str, Any] |
     return _plain(row), found
 
 
+#: A text cell beginning with one of these is read as a formula by spreadsheets (`=HYPERLINK(...)`, `@SUM(...)`):
+#: it is written with a leading `'` (OWASP's rule for CSV injection). Numbers and dates are never text here.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_value(value: Any) -> str:
     """How a mart value is written in CSV: as in the JSON (numbers the same), dates ISO, arrays `;`-separated
-    (like experiment_compound_ids in the input), null empty."""
+    (like experiment_compound_ids in the input), null empty; text that a spreadsheet would run as a formula
+    gets a leading `'` (the JSON keeps the value as it is)."""
     if value is None:
         return ""
     if isinstance(value, Decimal):
@@ -123,7 +129,8 @@ def csv_value(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, list):
         return ";".join(csv_value(v) for v in value)
-    return str(value)
+    text = str(value)
+    return "'" + text if isinstance(value, str) and text.startswith(FORMULA_STARTS) else text
 
 
 def stream_csv(db: Database) -> tuple[MartVersion, Iterator[str]]:

