@@ -13,6 +13,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry
 
+from api.cloud_views import install_errors
 from api.config import Settings, get_settings
 from api.core.db.database import open_database
 from api.core.job.runner import JobRunner
@@ -20,7 +21,19 @@ from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
 from api.deps import BearerCredentials, login_redirect, require_browser
 from api.middleware import RequestGuard, RequestMetricsMiddleware
-from api.routes import docs, features, health, login, metrics, page, runs, schedule, trigger
+from api.routes import (
+    cloud_v2,
+    cloud_v3,
+    docs,
+    features,
+    health,
+    login,
+    metrics,
+    page,
+    runs,
+    schedule,
+    trigger,
+)
 from api.security import redact_logs
 
 log = logging.getLogger("api")
@@ -99,8 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_registry = CollectorRegistry()  # one per app: run metrics + this process's requests
     app.add_middleware(RequestMetricsMiddleware, metrics=RequestMetrics(app.state.metrics_registry))
     app.add_middleware(RequestGuard, settings=settings)  # outermost: a refused request reaches nothing
-    for module in (page, trigger, runs, features, docs, schedule, metrics, health, login):
+    for module in (page, trigger, runs, features, docs, schedule, metrics, health, login, cloud_v2, cloud_v3):
         app.include_router(module.router)
+    install_errors(app)  # dbt Cloud's envelope for the errors of the compatible API
 
     browser = [Depends(require_browser)]
 
