@@ -301,20 +301,10 @@ def to_cloud_run(row: dict[str, Any], settings: Settings, base_url: str, related
 
 def parse_related(values: list[str]) -> set[str]:
     """include_related in every form clients send: repeated (`?include_related=a&include_related=b`),
-    comma-joined (`a,b`), a JSON list (`["a","b"]`), or empty."""
+    comma-joined (`a,b`), a JSON or Python list (`["a", "b"]`, `['a','b']`), or empty."""
     found: set[str] = set()
     for value in values:
-        value = value.strip()
-        if value.startswith("["):
-            try:
-                items = json.loads(value)
-            except ValueError as exc:
-                raise CloudError(400, f"include_related {value!r} is not a JSON list of names") from exc
-            if not isinstance(items, list):
-                raise CloudError(400, f"include_related {value!r} is not a JSON list of names")
-            found.update(str(i).strip() for i in items)
-        else:
-            found.update(v.strip().strip("'\"") for v in value.split(","))
+        found.update(part.strip().strip("'\"").strip() for part in value.strip().strip("[]").split(","))
     return {v for v in found if v}
 
 
