@@ -9,6 +9,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas import RetryInfo
+
 T = TypeVar("T")
 
 #: dbt Cloud's run status codes: 1 queued, 2 starting, 3 running, 10 success, 20 error, 30 cancelled.
@@ -131,13 +133,6 @@ class Trigger(BaseModel):
     created_at: dt.datetime
 
 
-class Retry(BaseModel):
-    of: int = Field(description="the failed run this run retries")
-    mode: str = Field(description="`failed nodes` (dbt retry over its state) or `whole job`")
-    reason: str | None = Field(None, description="why the whole job ran, when it did")
-    reused: list[str] = Field(default_factory=list, description="the nodes of the failed run that were not redone")
-
-
 class CloudRun(BaseModel):
     id: int
     trigger_id: int
@@ -174,4 +169,4 @@ class CloudRun(BaseModel):
     trigger: Trigger | None = Field(None, description="with include_related=trigger")
     job: Job | None = Field(None, description="with include_related=job")
     run_steps: list[RunStep] = Field(default_factory=list, description="with include_related=run_steps")
-    retry: Retry | None = Field(None, description="a retry: which run it retries, which nodes it reused")
+    retry: RetryInfo | None = Field(None, description="a rerun: which run it retries, which nodes it reused")

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.cloud_schemas import CloudRun, Environment, Job, JobSettings, Project, Retry, RunStep, Status, Trigger
+from api.cloud_schemas import CloudRun, Environment, Job, JobSettings, Project, RunStep, Status, Trigger
 from api.config import Settings
 from api.core.job.files import runs_dir
 from api.core.job.steps import STEPS
@@ -295,7 +295,7 @@ def to_cloud_run(row: dict[str, Any], settings: Settings, base_url: str, related
         trigger=trigger_of(row) if "trigger" in related else None,
         job=job(settings, base_url) if "job" in related else None,
         run_steps=run_steps(row, account) if "run_steps" in related else [],
-        retry=Retry(**row["retry"]) if row.get("retry") else None,
+        retry=row.get("retry"),
     )
 
 

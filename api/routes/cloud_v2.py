@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import cloud_views as cv
 from api.cloud_schemas import CloudRun, Envelope, ErrorEnvelope, Job, ListEnvelope
 from api.config import Settings
+from api.core.job import retry as retries
 from api.core.job.files import runs_dir
 from api.core.runs import history
 from api.deps import Authorized, DatabaseDep, RunnerDep, SettingsDep
@@ -139,6 +140,26 @@ def trigger_run(
     if steps:
         trigger["steps_override"] = steps
     run_id = runner.enqueue(trigger)
+    return cv.envelope(cv.to_cloud_run(_row_or_404(db, run_id), settings, _base(request), set()).model_dump())
+
+
+@cv.both_slashes(router, "POST", "/jobs/{job_id}/rerun", response_model=Envelope[CloudRun], responses=ERRORS)
+def rerun(job_id: JobId, request: Request, settings: SettingsDep, db: DatabaseDep, runner: RunnerDep) -> dict[str, Any]:
+    """Retry the job's last run from its failure (as POST /runs/{id}/retry), queued while a run is active. When
+    the last run did not fail, the job runs anew."""
+    _job_or_404(settings, job_id, request)
+    failed = retries.latest_failed(db)
+    trigger: dict[str, Any] = {
+        "source": "dbt-cloud-api",
+        "method": "POST",
+        "client": request.client.host if request.client else None,
+        "user_agent": request.headers.get("user-agent"),
+    }
+    if failed is None:
+        run_id = runner.enqueue({**trigger, "cause": "rerun: the last run did not fail, so the job runs anew"})
+    else:
+        run_id = runner.enqueue({**trigger, "cause": f"rerun of failed run {failed}", "retry_of": failed},
+                                retries.plan(db, failed))  # fmt: skip
     return cv.envelope(cv.to_cloud_run(_row_or_404(db, run_id), settings, _base(request), set()).model_dump())
 
 

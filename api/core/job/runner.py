@@ -22,6 +22,7 @@ from api.core.dbt.client import DbtWorker
 from api.core.dbt.invoke import run_dbt
 from api.core.job.execution import RunExecution, build_env
 from api.core.job.files import build_dir, prune_run_dirs
+from api.core.job.retry import Retry
 from api.core.job.steps import step_names
 from api.core.mart import publish
 from api.core.runs import history, queue
@@ -87,10 +88,12 @@ class JobRunner:
         except Exception:
             log.warning("the dbt worker could not parse the project ahead of a run", exc_info=True)
 
-    def trigger(self, trigger: dict[str, Any]) -> int:
-        """Start a run; raises RunBusy when one is active anywhere."""
+    def trigger(self, trigger: dict[str, Any], retry: Retry | None = None) -> int:
+        """Start a run (`retry`: a retry of a failed run); raises RunBusy when one is active anywhere."""
         handle = start_run(self.db, trigger, step_names(self.settings.dbt_target))
-        execution = RunExecution(self.settings, self.db, handle, self.worker)
+        execution = RunExecution(self.settings, self.db, handle, self.worker, retry)
+        if retry is not None:
+            handle.update(retry=retry.record())
         thread = threading.Thread(target=self._execute, args=(execution,), name=f"run-{handle.run_id}", daemon=True)
         with self._lock:
             self._threads[handle.run_id] = thread
@@ -98,14 +101,17 @@ class JobRunner:
         thread.start()
         return handle.run_id
 
-    def enqueue(self, trigger: dict[str, Any]) -> int:
+    def enqueue(self, trigger: dict[str, Any], retry: Retry | None = None) -> int:
         """Start a run or, while one is active anywhere, queue it: it starts when the runs before it have ended."""
         try:
-            return self.trigger(trigger)
+            return self.trigger(trigger, retry)
         except RunBusy:
             pass
         waiting = queue.enqueue(self.db, trigger, step_names(self.settings.dbt_target))
-        thread = threading.Thread(target=self._wait_then_execute, args=(waiting,), name=f"run-{waiting.run_id}")
+        if retry is not None:
+            with history.connect(self.db) as conn:
+                history.update_run(conn, waiting.run_id, {"retry": retry.record()})
+        thread = threading.Thread(target=self._wait_then_execute, args=(waiting, retry), name=f"run-{waiting.run_id}")
         thread.daemon = True
         with self._lock:
             self._threads[waiting.run_id] = thread
@@ -113,7 +119,7 @@ class JobRunner:
         thread.start()
         return waiting.run_id
 
-    def _wait_then_execute(self, waiting: queue.WaitingRun) -> None:
+    def _wait_then_execute(self, waiting: queue.WaitingRun, retry: Retry | None) -> None:
         try:
             handle = waiting.wait()
         except Exception:
@@ -124,7 +130,7 @@ class JobRunner:
                 self._waiting.pop(waiting.run_id, None)
         if handle is None:
             return
-        execution = RunExecution(self.settings, self.db, handle, self.worker)
+        execution = RunExecution(self.settings, self.db, handle, self.worker, retry)
         with self._lock:
             self._executions[handle.run_id] = execution
             if self._stopping:  # the process began stopping as the run's turn came
