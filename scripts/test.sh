@@ -63,7 +63,7 @@ fi
 rm -rf "$lint_tmp"
 
 if [ "$fast" = 1 ]; then
-  echo "test: pytest, the fast tier (not slow, not spark, not docker; scripts/test.sh runs everything)"
+  echo "test: pytest, the fast tier (not slow, not spark, clients or docker; scripts/test.sh runs everything)"
   pytest -m "not slow and not spark and not docker and not clients" "$@"
   exit 0
 fi

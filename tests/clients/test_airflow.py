@@ -1,7 +1,7 @@
 """apache-airflow-providers-dbt-cloud 4.11.1 (with Airflow 3, its own venv) against the API over HTTPS, outside a
 scheduler (tests/clients/airflow_driver.py): the job found by project, environment and job name; the operator
 with wait_for_termination (success, then a failure it reports with the run's steps); the sensor; the artifact
-operator; cancel_job_run."""
+operator; cancel_job_run; retry_from_failure (POST jobs/1/rerun/) after the failure."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def test_airflow_operator_sensor_artifacts_lookup_and_cancel(cloud_api, venvs, t
     cancelled = airflow("cancel")
     assert cancelled["cancelled"] is True, cancelled
 
+    good = (settings.data_dir / "user_experiments.csv").read_bytes()
     set_cell("user_experiments.csv", 6, "experiment_compound_ids", "1:3")(settings.data_dir)
     failed = airflow("run", "bad input")
     assert failed["error"] == (
@@ -55,3 +56,10 @@ def test_airflow_operator_sensor_artifacts_lookup_and_cancel(cloud_api, venvs, t
         "statuses (10,)"
     )
     assert failed["failed_steps"] == [[1, "Invoke dbt with `dbt seed`", "Error"]]
+
+    (settings.data_dir / "user_experiments.csv").write_bytes(good)
+    retried = airflow("retry", "a task retry")  # retry_from_failure on try 2: POST jobs/1/rerun/
+    assert "error" not in retried, retried
+    rerun = cloud_api.client.get(f"/runs/{retried['run_id']}", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert rerun["status"] == "success" and rerun["retry"]["of"] == failed["run_id"]
+    assert rerun["retry"]["mode"] == "whole job" and "failed in its seed step" in rerun["retry"]["reason"]
