@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -63,9 +64,17 @@ def client_venv(name: str) -> Path:
     return venv
 
 
+#: Every client of the tier: their venvs are made in the background, two at a time, as soon as a test of the
+#: tier starts, so that the Airflow install (the longest) overlaps the dbt-cloud-cli test's runs.
+CLIENTS = ("airflow", "dbt-cloud-cli")
+
+
 @pytest.fixture(scope="session")
-def venvs() -> Callable[[str], Path]:
-    return client_venv
+def venvs() -> Iterator[Callable[[str], Path]]:
+    """`venvs(name)`: the client's venv, once made (made in the background from the tier's first test on)."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="client-venv") as pool:
+        builds = {name: pool.submit(client_venv, name) for name in CLIENTS}
+        yield lambda name: builds[name].result()
 
 
 @pytest.fixture
@@ -92,3 +101,8 @@ def client_env(server: ApiServer, ca: Path, tmp_path: Path, **extra: str) -> dic
     (tmp_path / "home").mkdir(exist_ok=True)
     env.update(extra)
     return env
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Airflow test last: its venv (the longest install) is made while dbt-cloud-cli's test runs."""
+    items.sort(key=lambda item: "tests/clients/test_airflow.py" in item.nodeid)
