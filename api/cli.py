@@ -77,7 +77,12 @@ def cmd_serve(settings: Settings) -> int:
     from api.connections import uvicorn_options
     from api.core.job.runner import interrupt_all_runs
 
-    problem = settings.exposure_problem() or settings.token_problem() or settings.state_dir_problem()
+    problem = (
+        settings.exposure_problem()
+        or settings.token_problem()
+        or settings.state_dir_problem()
+        or settings.tls_problem()
+    )
     if problem:
         print(f"serve: refusing to start: {problem}", file=sys.stderr)
         return 2
@@ -96,6 +101,8 @@ def cmd_serve(settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         **uvicorn_options(settings.forwarded_allow_ips, settings.max_connections),
+        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
     )
     try:
         Server(config).run()

@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     schedule_tz: str = Field(default="UTC", description="time zone SCHEDULE is read in (IANA name)")
     webhook_urls: str | None = Field(default=None, description="comma-separated URLs that get run events")
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of the X-Signature header")
+    tls_certfile: Path | None = Field(
+        default=None, description="PEM certificate (chain): serve HTTPS (with TLS_KEYFILE)"
+    )
+    tls_keyfile: Path | None = Field(default=None, description="PEM private key of TLS_CERTFILE")
+    dbt_cloud_account_id: int = Field(
+        default=1,
+        ge=1,
+        le=2**31 - 1,
+        description="the account id of the dbt Cloud-compatible API (/api/v2/accounts/N/)",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -121,6 +131,25 @@ class Settings(BaseSettings):
             f"{MIN_TOKEN_LENGTH}, so that it cannot be guessed. Make one with: "
             "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
+
+    def tls_problem(self) -> str | None:
+        """Why HTTPS cannot be served as configured (one of the two files missing or unreadable), or None."""
+        given = {"TLS_CERTFILE": self.tls_certfile, "TLS_KEYFILE": self.tls_keyfile}
+        if not any(given.values()):
+            return None
+        for name, path in given.items():
+            if path is None:
+                return "TLS_CERTFILE and TLS_KEYFILE go together: set both (PEM files) to serve HTTPS, or neither"
+            try:
+                path.open("rb").close()
+            except OSError as exc:
+                return f"{name}={path} cannot be read: {exc.strerror or exc}"
+        return None
+
+    @property
+    def scheme(self) -> str:
+        """How the API is served: https with TLS_CERTFILE and TLS_KEYFILE, else http."""
+        return "https" if self.tls_certfile and self.tls_keyfile else "http"
 
     def state_dir_problem(self) -> str | None:
         """Why the API cannot start with this STATE_DIR (this process cannot create or write it), or None."""

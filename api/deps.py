@@ -15,7 +15,18 @@ from api.core.db.database import Database
 from api.core.job.runner import JobRunner
 from api.security import SESSION_COOKIE
 
-_bearer = HTTPBearer(auto_error=False, description="the API_TOKEN, when the server has one")
+
+class _BearerOrToken(HTTPBearer):
+    """`Authorization: Bearer <t>`, or `Token <t>` as dbt Cloud's clients (Airflow, dbt-cloud-cli) send it."""
+
+    async def __call__(self, request: Request) -> HTTPAuthorizationCredentials | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "token" and token.strip():
+            return HTTPAuthorizationCredentials(scheme="Bearer", credentials=token.strip())
+        return await super().__call__(request)
+
+
+_bearer = _BearerOrToken(auto_error=False, description="the API_TOKEN (`Bearer <t>` or `Token <t>`), when set")
 
 
 def get_settings(request: Request) -> Settings:

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
+from api.cloud_views import install_errors
 from api.config import Settings, get_settings
 from api.core.db.database import open_database
 from api.core.job.runner import JobRunner
@@ -20,7 +21,20 @@ from api.core.scheduler import Scheduler
 from api.core.throttle import LoginThrottle
 from api.deps import require_browser
 from api.middleware import BodyLimit, HeadAsGet, HtmlHeaders, RequestGuard, RequestMetricsMiddleware
-from api.routes import docs, features, health, login, metrics, page, reference, runs, schedule, trigger
+from api.routes import (
+    cloud_v2,
+    cloud_v3,
+    docs,
+    features,
+    health,
+    login,
+    metrics,
+    page,
+    reference,
+    runs,
+    schedule,
+    trigger,
+)
 from api.security import redact_logs
 
 log = logging.getLogger("api")
@@ -107,8 +121,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)  # a body over the limit is refused before anything reads it
     app.add_middleware(HeadAsGet)  # HEAD is a GET without the body (never a state change)
     app.add_middleware(HtmlHeaders)  # outermost: every answer's headers (no framing, CSP: api/csp.py)
-    for module in (page, trigger, runs, features, docs, reference, schedule, metrics, health, login):
+    for module in (
+        page,
+        trigger,
+        runs,
+        features,
+        docs,
+        reference,
+        schedule,
+        metrics,
+        health,
+        login,
+        cloud_v2,
+        cloud_v3,
+    ):
         app.include_router(module.router)
+    install_errors(app)  # dbt Cloud's envelope for the errors of the compatible API
 
     browser = [Depends(require_browser)]
 

@@ -68,6 +68,16 @@ class RunLinks(BaseModel):
     page: str = Field(description="the run's page, for a browser")
 
 
+class RetryInfo(BaseModel):
+    of: int = Field(description="the failed run this run retries")
+    mode: Literal["pending", "failed nodes", "whole job"] = Field(
+        description="failed nodes: dbt retry over the failed run's state, the rest reused; whole job: see reason; "
+        "pending: not decided yet (the run has not validated its input)"
+    )
+    reason: str | None = Field(None, description="why the whole job runs, when it does")
+    reused: list[str] = Field(default_factory=list, description="the failed run's finished nodes, not redone")
+
+
 class Run(BaseModel):
     run_id: int
     status: RunStatus
@@ -90,6 +100,7 @@ class Run(BaseModel):
     )
     cancel_requested_at: dt.datetime | None = Field(None, description="when a cancel was asked for (POST .../cancel)")
     cancel_reason: str | None = Field(None, description="who or what asked for the cancel")
+    retry: RetryInfo | None = Field(None, description="a retry (POST /runs/{id}/retry): of which run, what it reused")
     links: RunLinks
 
 

@@ -37,6 +37,7 @@ def to_run(row: dict[str, Any]) -> Run:
         input_problems=row.get("input_problems"),
         cancel_requested_at=row.get("cancel_requested_at"),
         cancel_reason=row.get("cancel_reason"),
+        retry=row.get("retry"),
         links=run_links(row["run_id"]),
     )
 

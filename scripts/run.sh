@@ -9,5 +9,7 @@ source "$ROOT/scripts/_setup.sh"
 if [ -z "${DATABASE_URL:-}" ]; then
   echo "run: DATABASE_URL is unset: using the embedded Postgres in ${STATE_DIR:-$ROOT/.state}/pg"
 fi
-echo "run: serving the API on http://${HOST:-127.0.0.1}:${PORT:-8000} (try: curl -X POST localhost:${PORT:-8000}/trigger)"
+scheme=http
+if [ -n "${TLS_CERTFILE:-}" ] || [ -n "${TLS_KEYFILE:-}" ]; then scheme=https; fi
+echo "run: serving the API on $scheme://${HOST:-127.0.0.1}:${PORT:-8000} (try: curl -X POST $scheme://localhost:${PORT:-8000}/trigger)"
 exec "$VENV_DIR/bin/python" -m api.cli serve

@@ -5,12 +5,14 @@
 # pytest includes schemathesis (tests/api/test_schemathesis.py): every OpenAPI operation fuzzed against the
 # served API, with and without the token; no 5xx, every answer matching its schema.
 # Then the spark tier: the tests marked `spark` (scripts/bootstrap.sh --spark first; skipped only without Java),
-# and the docker tier: the tests marked `docker` on a real Docker engine (scripts/docker-test.sh: it starts one
+# then the clients tier: dbt Cloud's real clients over HTTPS, each in its own venv (tests/clients/; skipped with
+# SKIP_CLIENT_TESTS=1), and the docker tier: the tests marked `docker` on a real Docker engine (scripts/docker-test.sh: it starts one
 # when it can, builds stand-in base images when they cannot be pulled, and removes what it started; skipped only
 # when no engine runs and none can be started, or with SKIP_DOCKER_TESTS=1).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k trigger -x
 # scripts/test.sh --fast [pytest args]: the inner loop, the same lint and the tests not marked `slow` (unit
-# tests and the quick API tests; no browser, no subprocess scripts, no fault injection), no spark or docker tier.
+# tests and the quick API tests; no browser, no subprocess scripts, no fault injection), no spark, clients or docker
+# tier.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fast=0
@@ -72,12 +74,12 @@ fi
 rm -rf "$lint_tmp"
 
 if [ "$fast" = 1 ]; then
-  echo "test: pytest, the fast tier (not slow, not spark, not docker; scripts/test.sh runs everything)"
-  pytest -m "not slow and not spark and not docker" "$@"
+  echo "test: pytest, the fast tier (not slow, not spark, clients or docker; scripts/test.sh runs everything)"
+  pytest -m "not slow and not spark and not docker and not clients" "$@"
   exit 0
 fi
 echo "test: pytest"
-pytest -m "not spark and not docker" "$@"
+pytest -m "not spark and not docker and not clients" "$@"
 
 # The Spark tier (DBT_TARGET=spark): on by default; skipped, saying so, only when Java is missing.
 if [ "${SKIP_SPARK_TESTS:-}" = 1 ]; then
@@ -92,6 +94,19 @@ else
   else
     echo "test: SKIPPED the spark tier: Java could not be installed (install Java 17 or 21)" >&2
   fi
+fi
+
+# The clients tier: dbt Cloud's real clients (dbt-cloud-cli, Airflow's provider) over HTTPS, each in a venv of its
+# own made from tests/clients/requirements-*.txt and cached in CLIENT_VENVS_DIR (default .clients/).
+if [ "${SKIP_CLIENT_TESTS:-}" = 1 ]; then
+  echo "test: clients tier skipped (SKIP_CLIENT_TESTS=1)"
+else
+  echo "test: clients tier (dbt-cloud-cli, Airflow's dbt Cloud provider over HTTPS; venvs in ${CLIENT_VENVS_DIR:-.clients/})"
+  started=$SECONDS
+  rc=0
+  pytest -m clients "$@" || rc=$?
+  echo "test: clients tier took $((SECONDS - started)) s"
+  [ "$rc" = 0 ] || [ "$rc" = 5 ] || exit "$rc"  # 5: the arguments selected no clients test
 fi
 
 # The Docker tier: on when a Docker engine runs or can be started; it says why when it skips.

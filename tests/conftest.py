@@ -15,6 +15,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -179,6 +180,29 @@ def wait_for_run(client: Any, run_id: int, timeout: float = RUN_TIMEOUT) -> dict
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310 - loopback (the test's server)
         return json.loads(r.read())
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path  # the test CA's certificate: what clients trust (REQUESTS_CA_BUNDLE, SSL_CERT_FILE)
+    cert: Path  # the server's certificate (TLS_CERTFILE), for localhost and 127.0.0.1
+    key: Path  # its private key (TLS_KEYFILE)
+
+
+@pytest.fixture
+def tls(tmp_path) -> TlsFiles:
+    """A throwaway CA (trustme) and a server certificate it signed, as PEM files."""
+    import trustme
+
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost", "127.0.0.1")
+    files = TlsFiles(ca=tmp_path / "ca.pem", cert=tmp_path / "server.pem", key=tmp_path / "server.key")
+    ca.cert_pem.write_to_path(str(files.ca))
+    server.private_key_pem.write_to_path(str(files.key))
+    server.cert_chain_pems[0].write_to_path(str(files.cert))
+    for more in server.cert_chain_pems[1:]:
+        more.write_to_path(str(files.cert), append=True)
+    return files
 
 
 @pytest.fixture

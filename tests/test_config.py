@@ -38,3 +38,30 @@ def test_the_server_refuses_an_unwritable_state_dir_at_once_without_a_traceback(
     assert done.returncode == 2, done.stdout + done.stderr
     assert "serve: refusing to start: STATE_DIR" in done.stderr and "chown -R" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_tls_needs_both_files_and_readable_ones(tmp_path: Path) -> None:
+    pem = tmp_path / "cert.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert Settings(tls_certfile=pem).tls_problem() == (
+        "TLS_CERTFILE and TLS_KEYFILE go together: set both (PEM files) to serve HTTPS, or neither"
+    )
+    missing = tmp_path / "nope.key"
+    problem = Settings(tls_certfile=pem, tls_keyfile=missing).tls_problem()
+    assert problem == f"TLS_KEYFILE={missing} cannot be read: No such file or directory"
+    assert Settings().tls_problem() is None and Settings().scheme == "http"
+    assert Settings(tls_certfile=pem, tls_keyfile=pem).scheme == "https"
+
+
+def test_the_server_refuses_a_missing_tls_file_at_once_without_a_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_TOKEN")}
+    env.update(
+        STATE_DIR=str(tmp_path / "state"), HOST="127.0.0.1", PORT="1",
+        TLS_CERTFILE=str(tmp_path / "cert.pem"), TLS_KEYFILE=str(tmp_path / "key.pem"),
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"serve: refusing to start: TLS_CERTFILE={tmp_path / 'cert.pem'} cannot be read" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr

@@ -8,16 +8,28 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any, BinaryIO, Literal
 
 import psycopg
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.core import webhooks
+from api.core.job import retry as retries
 from api.core.job.files import runs_dir
 from api.core.job.steps import STEP_NAMES
 from api.core.runs import history
-from api.deps import Authorized, DatabaseDep, SettingsDep
-from api.schemas import MAX_ID, MAX_OFFSET, MAX_TAIL, CancelRequest, Message, Run, RunPage, WebhookDelivery
+from api.core.runs.lock import RunBusy
+from api.deps import Authorized, DatabaseDep, RunnerDep, SettingsDep
+from api.schemas import (
+    MAX_ID,
+    MAX_OFFSET,
+    MAX_TAIL,
+    CancelRequest,
+    Message,
+    Run,
+    RunConflict,
+    RunPage,
+    WebhookDelivery,
+)
 from api.security import escape_controls
 from api.views import fetch_run, run_row, to_run
 
@@ -150,6 +162,37 @@ def cancel_run(
         raise HTTPException(status_code=404, detail=str(exc)) from exc
     except history.RunFinished as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
+
+
+@router.post(
+    "/{run_id}/retry",
+    response_model=Run,
+    status_code=202,
+    responses={
+        404: {"model": Message},
+        409: {"model": RunConflict, "description": "the run did not fail, or a run is queued or running"},
+    },
+)
+def retry_run(run_id: RunId, request: Request, response: Response, db: DatabaseDep, runner: RunnerDep) -> Any:
+    """Retry a failed run from its failure: a new run that redoes only the dbt nodes that failed or were skipped
+    (dbt's `retry` over the failed run's state), reusing the rest, then tests and publishes as usual. When the
+    input files changed, or the failure was in validation, seeding or publish, it runs the whole job and its
+    `retry.reason` says why. `409` while a run is active, as POST /trigger."""
+    try:
+        plan = retries.plan(db, run_id)
+    except history.RunNotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except retries.NotRetryable as exc:
+        return JSONResponse(status_code=409, content=RunConflict(detail=str(exc), active_run_id=None).model_dump())
+    info = {"source": "api", "method": "POST", "path": f"/runs/{run_id}/retry", "retry_of": run_id,
+            "client": request.client.host if request.client else None}  # fmt: skip
+    try:
+        new_id = runner.trigger(info, plan)
+    except RunBusy as busy:
+        body = RunConflict(detail=f"{busy}; try again when it has finished", active_run_id=busy.active_run_id)
+        return JSONResponse(status_code=409, content=body.model_dump())
+    response.headers["Location"] = f"/runs/{new_id}"
+    return fetch_run(db, new_id)
 
 
 @router.get("/{run_id}/webhooks", response_model=list[WebhookDelivery], responses={404: {"model": Message}})

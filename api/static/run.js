@@ -68,6 +68,7 @@
   }
 
   function cause(t) {
+    if (t.cause) return t.cause;  // given by the caller (the dbt Cloud-compatible API's `cause`)
     if (t.source === "schedule") return "the schedule (SCHEDULE)" + (t.scheduled_for ? ", its tick of " + new Date(t.scheduled_for).toLocaleString() : "");
     if (t.source === "api") return `an API request: ${t.method || "POST"} /trigger from ${t.client || "an unknown client"}`;
     return t.source || "unknown";
@@ -77,7 +78,7 @@
     const t = run.trigger || {};
     const pairs = [["source", t.source || "unknown"], ["cause", cause(t)]];
     for (const [k, v] of Object.entries(t)) {
-      if (k === "source") continue;
+      if (k === "source" || k === "cause") continue;
       pairs.push([k.replace(/_/g, " "), k.endsWith("_for") || k.endsWith("_at") ? timeEl(v, true) : typeof v === "object" ? JSON.stringify(v) : String(v)]);
     }
     if (run.cancel_requested_at) pairs.push(["cancel asked at", timeEl(run.cancel_requested_at, true)]);

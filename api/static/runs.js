@@ -50,7 +50,8 @@
       tr.append(el("td", {}, el("a", { href: `/run/${run.run_id}`, class: "run-link" }, "#" + run.run_id)));
       const cancelling = run.cancel_requested_at && (run.status === "running" || run.status === "queued");
       tr.append(el("td", { class: "status " + run.status }, run.status + (cancelling ? " (cancelling)" : "")));
-      tr.append(el("td", { class: "source" }, (run.trigger && run.trigger.source) || ""));
+      const t = run.trigger || {};
+      tr.append(el("td", { class: "source" }, (t.source || "") + (t.cause ? ": " + t.cause : "")));
       tr.append(el("td", { class: "created" }, timeEl(run.created_at)));
       tr.append(el("td", { class: "num nowrap" }, duration(run.duration_seconds)));
       tr.append(el("td", {}, stepsBar(run)));

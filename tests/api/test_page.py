@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.core.job.steps import step_names
-from api.core.runs import history
+from api.core.runs import history, lock
 from api.core.seeds import DataError, prepare_seeds
 from api.main import create_app
 from api.routes.page import ASSETS
@@ -472,3 +472,27 @@ def test_runs_page_triggers_cancels_and_lists_runs_in_chromium(served_api, chrom
     nodes = page.locator("#nodes tbody tr").evaluate_all("rows => rows.map(r => r.dataset.node)")
     assert len(nodes) == len(set(nodes)), f"each node once, whichever step was stopped: {nodes}"
     check_page(page, errors, tmp_path / "run-cancelled.png")
+
+
+@pytest.mark.slow
+def test_the_cause_given_to_the_dbt_cloud_api_shows_on_the_runs_page_and_the_run_page(
+    servers, chromium, database, tmp_path
+):
+    """A run asked for through the dbt Cloud-compatible API with a `cause`, queued behind another process's run
+    (no dbt runs): the runs page's source column and the run's page show the cause."""
+    api = servers()
+    holder = lock.start_run(database, {"source": "another process"}, step_names("default"))
+    try:
+        answer = api.client.post("/api/v2/accounts/1/jobs/1/run/", json={"cause": "nightly from Airflow"})
+        run_id = answer.json()["data"]["id"]
+        errors: list[str] = []
+        runs = open_page(chromium, f"{api.base_url}/", errors)
+        cell = runs.wait_for_selector(f"tr[data-run-id='{run_id}'] .source")
+        assert cell.inner_text() == "dbt-cloud-api: nightly from Airflow"
+        page = open_page(chromium, f"{api.base_url}/run/{run_id}", errors)
+        facts = page.locator("#trigger-facts").inner_text()
+        assert facts.count("nightly from Airflow") == 1, facts
+        assert not errors, errors
+        api.client.post(f"/runs/{run_id}/cancel")
+    finally:
+        holder.release()

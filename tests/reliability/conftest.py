@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -143,10 +144,12 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
 class ApiServer:
     """`python -m api.cli serve` as a real subprocess (its own process group) on a free port."""
 
-    def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
+    def __init__(self, settings: Settings, log_path: Path, *, ca: Path | None = None, **env: str) -> None:
+        """`ca`: the CA that signed TLS_CERTFILE (given in `env`): the API is served, and called, over HTTPS."""
         self.settings = settings
         self.log_path = log_path
         self.env = env
+        self.ca = ca
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.base_url = ""
@@ -164,8 +167,9 @@ class ApiServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.client = httpx.Client(base_url=self.base_url, timeout=60)
+        self.base_url = f"{'https' if 'TLS_CERTFILE' in self.env else 'http'}://127.0.0.1:{self.port}"
+        verify = ssl.create_default_context(cafile=str(self.ca)) if self.ca else True
+        self.client = httpx.Client(base_url=self.base_url, timeout=60, verify=verify)
 
         def healthy() -> bool:
             if self.proc.poll() is not None:

@@ -106,6 +106,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     Migration(
+        5,
+        "queued runs and retries",
+        """
+        alter table ops.runs add column waiting boolean not null default false;
+        alter table ops.runs add column retry jsonb;
+        create index runs_waiting on ops.runs (run_id) where waiting;
+        comment on column ops.runs.waiting is
+            'A queued run waiting for the active run to end (triggered while one was active); its process holds '
+            'the advisory lock api/core/db/locks.py queue_key(run_id) while it waits.';
+        comment on column ops.runs.retry is
+            'A retry of a failed run: {"of": run_id, "mode": "failed nodes" | "whole job", "reason", "reused": [...]}';
+        """,
+    ),
+    Migration(
         6,
         "browser sessions",
         """

@@ -31,6 +31,7 @@ from api.core.dbt import failures as failure_report
 from api.core.dbt.client import DbtWorker
 from api.core.dbt.env import dbt_env
 from api.core.dbt.invoke import Progress, run_dbt
+from api.core.job import retry as retries
 from api.core.job.control import Watchdog, interrupt
 from api.core.job.files import BestEffortLog, build_dir, keep_artifacts, runs_dir
 from api.core.job.steps import StepOutcome, steps_for
@@ -55,8 +56,11 @@ def build_env(settings: Settings, db: Database, *, docs: bool = False) -> dict[s
 class RunExecution:
     """One run, executed step by step in the calling thread (the `StepContext` of its steps)."""
 
-    def __init__(self, settings: Settings, db: Database, handle: RunHandle, worker: DbtWorker) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, handle: RunHandle, worker: DbtWorker, retry: retries.Retry | None = None
+    ) -> None:
         self.settings = settings
+        self.retry = retry
         self.db = db
         self.handle = handle
         self.worker = worker
@@ -108,6 +112,8 @@ class RunExecution:
         self.dbt_pid = None
         self.handle.update(dbt_pid=None)  # the column names a running dbt only, never a finished one
         keep_artifacts(self.run_dir, result)
+        if step in ("seed", *retries.RESUMABLE):
+            retries.keep_state(self.settings, self.run_id, step, result.target_path)
         if result.ok:
             return StepOutcome(ok=True, exit_code=0)
         try:
@@ -119,6 +125,10 @@ class RunExecution:
         return StepOutcome(ok=False, exit_code=result.exit_code, error=error, failures=found)
 
     # -- the whole run -------------------------------------------------------------------------------------
+    def record_retry(self) -> None:
+        if self.retry is not None:
+            self.handle.update(retry=self.retry.record())
+
     def _set_step(self, index: int, **fields: Any) -> None:
         self.steps[index].update(fields)
         self.handle.update(steps=self.steps)
@@ -149,6 +159,7 @@ class RunExecution:
                         status="success" if outcome.ok else stopped,
                         finished_at=now().isoformat(),
                         exit_code=outcome.exit_code,
+                        **outcome.facts,
                     )
                     published = published or (step.name == "publish" and outcome.ok)
                     if not outcome.ok and self.stop_requested:
@@ -179,8 +190,10 @@ class RunExecution:
                 s.update(status="failed", finished_at=now().isoformat())
             elif s["status"] == "pending":
                 s["status"] = "skipped"
-        if self.handle.lock_lost is None:  # without the lock, the build schemas may be another run's now
-            try:  # before the outcome is recorded, so that a finished run never leaves its build schemas behind
+        failed_at = next((s["name"] for s in self.steps if s["status"] == "failed"), None)
+        keep = status == "failed" and failed_at in retries.RESUMABLE  # for a retry (api/core/job/retry.py)
+        if self.handle.lock_lost is None and not keep:  # without the lock, they may be another run's now
+            try:  # before the outcome is recorded, so that a finished run leaves no build schemas but for a retry
                 publish.drop_build(self.handle.conn, publish.BUILD_SUFFIX)
             except Exception:  # they are dropped at the next run's start, or at the next API start-up
                 log.warning("could not drop the build schemas of run %s", self.run_id, exc_info=True)

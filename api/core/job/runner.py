@@ -2,8 +2,8 @@
 them when the process stops; at start-up it recovers what dead processes left and has the dbt worker parse the
 project before the first trigger; after each run it prunes the history to RUNS_KEEP.
 
-The one rule: a run is started only through the run lock (`start_run`), so one run executes at a time however
-many processes share the database.
+The one rule: a run is started only through the run lock (`start_run`, or its turn in the queue of
+api/core/runs/queue.py), so one run executes at a time however many processes share the database.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from api.core.dbt.client import DbtWorker
 from api.core.dbt.invoke import run_dbt
 from api.core.job.execution import RunExecution, build_env
 from api.core.job.files import build_dir, prune_run_dirs
+from api.core.job.retry import Retry
 from api.core.job.steps import step_names
 from api.core.mart import publish
-from api.core.runs import history
+from api.core.runs import history, queue
 from api.core.runs.lock import RunBusy, recover_interrupted, run_lock, start_run
 from api.core.seeds import SEED_FILES
 
@@ -51,6 +52,8 @@ class JobRunner:
         _RUNNERS.add(self)
         self._threads: dict[int, threading.Thread] = {}
         self._executions: dict[int, RunExecution] = {}
+        self._waiting: dict[int, queue.WaitingRun] = {}
+        self._stopping = False
         self._lock = threading.Lock()
 
     def startup(self) -> list[int]:
@@ -85,10 +88,12 @@ class JobRunner:
         except Exception:
             log.warning("the dbt worker could not parse the project ahead of a run", exc_info=True)
 
-    def trigger(self, trigger: dict[str, Any]) -> int:
-        """Start a run; raises RunBusy when one is active anywhere."""
+    def trigger(self, trigger: dict[str, Any], retry: Retry | None = None) -> int:
+        """Start a run (`retry`: a retry of a failed run); raises RunBusy when one is active anywhere."""
         handle = start_run(self.db, trigger, step_names(self.settings.dbt_target))
-        execution = RunExecution(self.settings, self.db, handle, self.worker)
+        execution = RunExecution(self.settings, self.db, handle, self.worker, retry)
+        if retry is not None:
+            handle.update(retry=retry.record())
         execution.trigger_source = str(trigger.get("source", "unknown"))
         thread = threading.Thread(target=self._execute, args=(execution,), name=f"run-{handle.run_id}", daemon=True)
         with self._lock:
@@ -96,6 +101,45 @@ class JobRunner:
             self._executions[handle.run_id] = execution
         thread.start()
         return handle.run_id
+
+    def enqueue(self, trigger: dict[str, Any], retry: Retry | None = None) -> int:
+        """Start a run or, while one is active anywhere, queue it: it starts when the runs before it have ended."""
+        try:
+            return self.trigger(trigger, retry)
+        except RunBusy:
+            pass
+        waiting = queue.enqueue(self.db, trigger, step_names(self.settings.dbt_target))
+        if retry is not None:
+            with history.connect(self.db) as conn:
+                history.update_run(conn, waiting.run_id, {"retry": retry.record()})
+        thread = threading.Thread(
+            target=self._wait_then_execute, args=(waiting, retry, trigger), name=f"run-{waiting.run_id}"
+        )
+        thread.daemon = True
+        with self._lock:
+            self._threads[waiting.run_id] = thread
+            self._waiting[waiting.run_id] = waiting
+        thread.start()
+        return waiting.run_id
+
+    def _wait_then_execute(self, waiting: queue.WaitingRun, retry: Retry | None, trigger: dict[str, Any]) -> None:
+        try:
+            handle = waiting.wait()
+        except Exception:
+            log.exception("run %s failed while it waited in the queue", waiting.run_id)
+            handle = None
+        finally:
+            with self._lock:
+                self._waiting.pop(waiting.run_id, None)
+        if handle is None:
+            return
+        execution = RunExecution(self.settings, self.db, handle, self.worker, retry)
+        execution.trigger_source = str(trigger.get("source", "unknown"))
+        with self._lock:
+            self._executions[handle.run_id] = execution
+            if self._stopping:  # the process began stopping as the run's turn came
+                execution.stop()
+        self._execute(execution)
 
     def _execute(self, execution: RunExecution) -> None:
         try:
@@ -119,7 +163,11 @@ class JobRunner:
     def interrupt(self) -> None:
         """End the dbt process of every active run, which then records itself as failed (interrupted)."""
         with self._lock:
+            self._stopping = True
             executions = list(self._executions.values())
+            waiting = list(self._waiting.values())
+        for run in waiting:
+            run.stop()
         for execution in executions:
             execution.stop()
 

@@ -22,6 +22,7 @@ import psycopg
 from api.config import Settings
 from api.core.db.database import Database
 from api.core.dbt.worker import NO_WRITE_JSON
+from api.core.job import retry as retries
 from api.core.job.files import install_docs
 from api.core.mart import publish, spark
 from api.core.seeds import DataError, prepare_seeds
@@ -39,6 +40,8 @@ class StepOutcome:
     failures: list[dict[str, Any]] = field(default_factory=list)
     #: The seed step's rejection of the input, structured: {"total": N, "items": [Problem fields]} (`rejected`).
     input_problems: dict[str, Any] | None = None
+    #: Written into the step's record (the seed step: `input_sha256`, the digest of the prepared input).
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 class StepContext(Protocol):
@@ -49,6 +52,10 @@ class StepContext(Protocol):
     run_id: int
     build_dir: Path
     stop_requested: bool
+    retry: retries.Retry | None  # a retry of a failed run (api/core/job/retry.py), or None
+
+    def record_retry(self) -> None:
+        """Write what the retry decided into the run's row."""
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -59,7 +66,6 @@ class StepContext(Protocol):
 
 
 def dbt_seed(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
-    publish.drop_build(ctx.conn, publish.BUILD_SUFFIX)  # whatever a dead run left there
     log_file.write(f"preparing input files from {ctx.settings.data_dir}\n")
     try:
         prepared = prepare_seeds(ctx.settings.data_dir, ctx.build_dir / "seeds")
@@ -69,9 +75,20 @@ def dbt_seed(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
             ok=False, error=f"the input data was rejected, nothing was loaded:\n{exc}", input_problems=rejected(exc)
         )
     log_file.write(f"input ok: {prepared.row_counts}\n")
+    facts = {"input_sha256": retries.input_digest(ctx.build_dir / "seeds")}
+    if ctx.retry is not None:
+        ctx.retry.decide(ctx.conn, ctx.build_dir / "seeds", ctx.run_id, ctx.settings)
+        ctx.record_retry()
+        if ctx.retry.resumes:
+            log_file.write(f"retry of run {ctx.retry.of}: its seeds and build schemas are reused\n")
+            return StepOutcome(ok=True, facts=facts)
+        log_file.write(f"retry of run {ctx.retry.of}: the whole job runs: {ctx.retry.reason}\n")
+    publish.drop_build(ctx.conn, publish.BUILD_SUFFIX)  # whatever a failed or dead run left there
     if ctx.stop_requested:  # cancelled while the input was being validated
         return StepOutcome(ok=False, error="stopped before dbt seed")
-    return ctx.dbt(["seed", NO_WRITE_JSON], log_file, "seed")
+    outcome = ctx.dbt(["seed", NO_WRITE_JSON], log_file, "seed")
+    outcome.facts.update(facts)
+    return outcome
 
 
 def rejected(exc: DataError) -> dict[str, Any]:
@@ -80,11 +97,29 @@ def rejected(exc: DataError) -> dict[str, Any]:
 
 
 def dbt_run(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
-    return ctx.dbt(["run", NO_WRITE_JSON], log_file, "run")
+    return _resumable(ctx, log_file, "run", ["run", NO_WRITE_JSON])
 
 
 def dbt_test(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
-    return ctx.dbt(TEST_ARGS, log_file, "test")
+    return _resumable(ctx, log_file, "test", list(TEST_ARGS))
+
+
+def _resumable(ctx: StepContext, log_file: IO[str], step: str, args: list[str]) -> StepOutcome:
+    """A dbt step as a retry that resumes runs it: reused before the failed step, `dbt retry` over the failed
+    run's state at it (run again whole when dbt left no run_results.json: it was killed), as usual after it."""
+    retry = ctx.retry
+    if retry is None or not retry.resumes or retry.failed_step is None:
+        return ctx.dbt(args, log_file, step)
+    order = retries.RESUMABLE
+    if order.index(step) < order.index(retry.failed_step):
+        log_file.write(f"retry of run {retry.of}: step {step} is reused\n")
+        return StepOutcome(ok=True)
+    state = retries.state_dir(ctx.settings, retry.of, step)
+    if step == retry.failed_step and (state / "run_results.json").is_file():
+        return ctx.dbt(["retry", NO_WRITE_JSON, "--state", str(state)], log_file, step)
+    if step == retry.failed_step:
+        log_file.write(f"retry of run {retry.of}: dbt left no run_results.json in step {step}: it runs whole\n")
+    return ctx.dbt(args, log_file, step)
 
 
 def transfer(ctx: StepContext, log_file: IO[str]) -> StepOutcome:

@@ -17,15 +17,16 @@ import psycopg
 from psycopg.rows import dict_row
 
 from api.core.db.database import Database
+from api.core.db.locks import LOCK_CLASS
 
 ACTIVE = ("queued", "running")  # the statuses of a run that holds, or is about to hold, RUN_LOCK
 STATUSES = (*ACTIVE, "success", "failed", "cancelled")
 #: The columns written as JSON.
-JSON_COLUMNS = frozenset({"steps", "progress", "trigger", "failures", "input_problems"})
+JSON_COLUMNS = frozenset({"steps", "progress", "trigger", "failures", "input_problems", "retry"})
 
 _COLUMNS = (
     "run_id, status, trigger, created_at, started_at, finished_at, steps, progress, error, failures, "
-    "log_path, dbt_pid, worker, cancel_requested_at, cancel_reason, input_problems"
+    "log_path, dbt_pid, worker, cancel_requested_at, cancel_reason, input_problems, waiting, retry"
 )
 
 
@@ -65,21 +66,32 @@ def get_run(db: Database, run_id: int) -> dict[str, Any] | None:
         return cur.execute(f"select {_COLUMNS} from ops.runs where run_id = %s", (run_id,)).fetchone()  # noqa: S608
 
 
-def list_runs(db: Database, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+def list_runs(
+    db: Database, limit: int, offset: int, *, statuses: tuple[str, ...] | None = None, oldest_first: bool = False
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of runs, newest first (or oldest first), only those with one of `statuses` if given; and how
+    many there are in all."""
+    where = "where status = any(%(statuses)s)" if statuses is not None else ""
+    order = "asc" if oldest_first else "desc"
+    params = {"statuses": list(statuses or ()), "limit": limit, "offset": offset}
     with db.reading() as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            f"select {_COLUMNS} from ops.runs order by run_id desc limit %s offset %s",  # noqa: S608
-            (limit, offset),
+            f"select {_COLUMNS} from ops.runs {where} order by run_id {order} limit %(limit)s offset %(offset)s",  # noqa: S608
+            params,
         ).fetchall()
-        total = cur.execute("select count(*) as n from ops.runs").fetchone()["n"]
+        total = cur.execute(f"select count(*) as n from ops.runs {where}", params).fetchone()["n"]  # noqa: S608
     return rows, total
 
 
-def insert_run(conn: psycopg.Connection, trigger: dict[str, Any], step_names: tuple[str, ...]) -> int:
-    """A new `queued` run (on `conn`, a dict-row connection, in the caller's transaction); returns its id."""
+def insert_run(
+    conn: psycopg.Connection, trigger: dict[str, Any], step_names: tuple[str, ...], *, waiting: bool = False
+) -> int:
+    """A new `queued` run (on `conn`, a dict-row connection, in the caller's transaction); returns its id.
+    `waiting`: it waits for the active run to end (api/core/runs/queue.py)."""
     return conn.execute(
-        "insert into ops.runs (status, trigger, steps, worker) values ('queued', %s, %s, %s) returning run_id",
-        (json.dumps(trigger), json.dumps(initial_steps(step_names)), worker_name()),
+        "insert into ops.runs (status, trigger, steps, worker, waiting) values ('queued', %s, %s, %s, %s) "
+        "returning run_id",
+        (json.dumps(trigger), json.dumps(initial_steps(step_names)), worker_name(), waiting),
     ).fetchone()["run_id"]
 
 
@@ -118,15 +130,16 @@ def cancel_reason(conn: psycopg.Connection, run_id: int) -> str | None:
 
 
 def active_run_id(conn: psycopg.Connection) -> int | None:
+    """The run that holds (or is about to hold) RUN_LOCK: not one waiting in the queue for it."""
     row = conn.execute(
-        "select run_id from ops.runs where status in ('queued', 'running') order by run_id desc limit 1"
+        "select run_id from ops.runs where status in ('queued', 'running') and not waiting order by run_id desc limit 1"
     ).fetchone()
     return None if row is None else row["run_id"]
 
 
 def mark_interrupted(conn: psycopg.Connection) -> list[int]:
     """Record every queued or running run as failed (`interrupted`): call only while nobody holds RUN_LOCK,
-    when such runs belong to a process that died."""
+    when such runs belong to a process that died. Runs waiting in the queue are the queue's business."""
     rows = conn.execute(
         """
         update ops.runs
@@ -141,11 +154,58 @@ def mark_interrupted(conn: psycopg.Connection) -> list[int]:
                          else s end order by ord), '[]'::jsonb)
                 from jsonb_array_elements(steps) with ordinality as t(s, ord)
             )
-        where status in ('queued', 'running')
+        where status in ('queued', 'running') and not waiting
         returning run_id
         """
     ).fetchall()
     return [r["run_id"] for r in rows]
+
+
+def first_waiting(conn: psycopg.Connection) -> int | None:
+    """The oldest run waiting in the queue (api/core/runs/queue.py), or None."""
+    row = conn.execute(
+        "select run_id from ops.runs where waiting and status = 'queued' order by run_id limit 1"
+    ).fetchone()
+    return None if row is None else row["run_id"]
+
+
+def mark_dead_waiting(conn: psycopg.Connection, exclude: int | None = None) -> list[int]:
+    """Record as failed (`interrupted`) every waiting run whose process died: nobody holds its queue lock
+    (api/core/db/locks.py queue_key). `exclude`: the caller's own waiting run (its session holds that lock, and an
+    advisory lock is re-entrant within a session). Call inside a transaction: the probing locks end with it."""
+    rows = conn.execute(
+        """
+        update ops.runs
+        set status = 'failed', waiting = false, finished_at = now(),
+            error = 'interrupted: the process that queued it stopped before the run could start'
+                    || coalesce(' (' || worker || ')', ''),
+            steps = (
+                select coalesce(jsonb_agg(s || '{"status": "skipped"}'::jsonb order by ord), '[]'::jsonb)
+                from jsonb_array_elements(steps) with ordinality as t(s, ord)
+            )
+        where waiting and status = 'queued' and run_id is distinct from %s
+          and pg_try_advisory_xact_lock((%s::bigint << 32) | run_id)
+        returning run_id
+        """,
+        (exclude, LOCK_CLASS),
+    ).fetchall()
+    return [r["run_id"] for r in rows]
+
+
+def finish_waiting(conn: psycopg.Connection, run_id: int, status: str, error: str) -> None:
+    """A waiting run that ends before it started (cancelled, or its API stopped): every step skipped."""
+    conn.execute(
+        """
+        update ops.runs
+        set status = %s, error = %s, waiting = false, finished_at = now(),
+            steps = (
+                select coalesce(jsonb_agg(s || '{"status": "skipped"}'::jsonb order by ord), '[]'::jsonb)
+                from jsonb_array_elements(steps) with ordinality as t(s, ord)
+            )
+        where run_id = %s and waiting
+        """,
+        (status, error, run_id),
+    )
 
 
 def prune(db: Database, keep: int) -> int | None:

@@ -43,9 +43,9 @@ BUSY_GRACE = 1.0
 class RunBusy(Exception):
     """Another run is queued or running."""
 
-    def __init__(self, active_run_id: int | None) -> None:
+    def __init__(self, active_run_id: int | None, *, queued: bool = False) -> None:
         super().__init__(
-            f"run {active_run_id} is already in progress"
+            f"run {active_run_id} is {'queued, to start before any new run' if queued else 'already in progress'}"
             if active_run_id is not None
             else "a dbt command (scripts/dbt.sh) is writing to the database"
         )
@@ -56,14 +56,14 @@ class LockLost(Exception):
     """This run's connection broke and another session took RUN_LOCK meanwhile: the run must stop."""
 
 
-def _lock_connect(db: Database) -> psycopg.Connection:
+def lock_connect(db: Database) -> psycopg.Connection:
     """A connection to hold RUN_LOCK on: keepalives on both ends."""
     conn = db.connect(row_factory=dict_row, **LOCK_KEEPALIVES)
     conn.execute(_SERVER_KEEPALIVES)
     return conn
 
 
-def _try_run_lock(conn: psycopg.Connection) -> bool:
+def try_run_lock(conn: psycopg.Connection) -> bool:
     return conn.execute("select pg_try_advisory_lock(%s, %s) as got", (LOCK_CLASS, RUN_LOCK)).fetchone()["got"]
 
 
@@ -107,14 +107,14 @@ class RunHandle:
         deadline = time.monotonic() + retry_for
         while True:  # a restarting server refuses connections for a moment
             try:
-                self.conn = _lock_connect(self.db)
+                self.conn = lock_connect(self.db)
                 break
             except psycopg.OperationalError:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.5)
         # Take the lock back. If another session holds it now, a second run may be on its way: this one stops.
-        if not _try_run_lock(self.conn) and self.lock_lost is None:
+        if not try_run_lock(self.conn) and self.lock_lost is None:
             holder = history.active_run_id(self.conn)
             self.lock_lost = (
                 f"run {self.run_id} lost the run lock: its database connection broke and "
@@ -145,14 +145,18 @@ def start_run(db: Database, trigger: dict[str, Any], step_names: tuple[str, ...]
 
 
 def _start_run(db: Database, trigger: dict[str, Any], step_names: tuple[str, ...]) -> RunHandle:
-    conn = _lock_connect(db)
+    conn = lock_connect(db)
     try:
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, TRIGGER_LOCK))
-            if not _try_run_lock(conn):
+            if not try_run_lock(conn):
                 raise RunBusy(history.active_run_id(conn))
             if history.active_run_id(conn) is not None:  # left behind by a dead process: nobody held the lock
                 history.mark_interrupted(conn)
+            history.mark_dead_waiting(conn)
+            waiting = history.first_waiting(conn)
+            if waiting is not None:  # queued runs go first (api/core/runs/queue.py); closing conn frees RUN_LOCK
+                raise RunBusy(waiting, queued=True)
             run_id = history.insert_run(conn, trigger, step_names)
     except BaseException:
         conn.close()
@@ -164,17 +168,18 @@ def recover_interrupted(db: Database) -> list[int]:
     """Mark runs orphaned by a dead process as failed. Runs of live processes (lock held) are left alone."""
     with history.connect(db) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, TRIGGER_LOCK))
+        dead = history.mark_dead_waiting(conn)
         got = conn.execute("select pg_try_advisory_xact_lock(%s, %s) as got", (LOCK_CLASS, RUN_LOCK)).fetchone()
         if not got["got"]:
-            return []
-        return history.mark_interrupted(conn)
+            return dead
+        return dead + history.mark_interrupted(conn)
 
 
 @contextmanager
 def run_lock(db: Database) -> Iterator[psycopg.Connection]:
     """Hold RUN_LOCK for work outside the API (scripts/dbt.sh), or raise RunBusy."""
     with history.connect(db) as conn:
-        if not _try_run_lock(conn):
+        if not try_run_lock(conn):
             raise RunBusy(history.active_run_id(conn) if history.ops_exists(conn) else None)
         try:
             yield conn
