@@ -9,9 +9,10 @@ silently swapped for another.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 from pathlib import Path
+
+from api.core.db import safe_files
 
 #: The file under STATE_DIR/pg that records the port.
 PORT_FILE = "port"
@@ -26,7 +27,7 @@ def free_port() -> int:
 def recorded_port(root: Path) -> int | None:
     """The port recorded in `root` (STATE_DIR/pg), or None."""
     try:
-        port = int((root / PORT_FILE).read_text().strip())
+        port = int(safe_files.read_text(root / PORT_FILE).strip())  # never through a planted link
     except (OSError, ValueError):
         return None
     return port if 0 < port < 65536 else None
@@ -42,9 +43,7 @@ def choose_port(root: Path, requested: int | None) -> tuple[int, str]:
         return port, f"recorded in {root / PORT_FILE}"
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{PORT_FILE}-{os.getpid()}"
-    tmp.write_text(f"{port}\n")
-    os.replace(tmp, root / PORT_FILE)
+    safe_files.write_secret(root / PORT_FILE, f"{port}\n")  # O_EXCL under a random name, then moved in place
     return port, f"chosen now and recorded in {root / PORT_FILE}"
 
 

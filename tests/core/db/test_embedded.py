@@ -175,6 +175,7 @@ def test_the_servers_os_user_cannot_plant_links_that_root_then_writes_through(pg
         "password": ("root", "root", "0600"),
         "control.lock": ("root", "root", "0600"),
         "users.lock": ("root", "root", "0600"),
+        "port": ("root", "root", "0600"),
     }
     assert victim.read_text() == "root's data\n"
 
