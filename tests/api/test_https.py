@@ -20,12 +20,14 @@ def test_the_api_serves_https_with_the_given_certificate(settings, tmp_path, tls
         ca=tls.ca,
         TLS_CERTFILE=str(tls.cert),
         TLS_KEYFILE=str(tls.key),
-        API_TOKEN="https-test-token",
+        API_TOKEN="https-test-token-of-at-least-32-characters",
     ).start()
     try:
         assert server.base_url.startswith("https://")
         assert server.client.get("/health").json()["status"] == "ok"
-        job = server.client.get("/api/v2/accounts/1/jobs/1/", headers={"Authorization": "Token https-test-token"})
+        job = server.client.get(
+            "/api/v2/accounts/1/jobs/1/", headers={"Authorization": "Token https-test-token-of-at-least-32-characters"}
+        )
         assert job.status_code == 200 and job.json()["data"]["name"] == "features-mart"
         localhost = httpx.get(
             f"https://localhost:{server.port}/health", verify=ssl.create_default_context(cafile=str(tls.ca))

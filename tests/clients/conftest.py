@@ -22,7 +22,7 @@ from api.config import REPO_ROOT
 from tests.reliability.conftest import ApiServer
 
 HERE = Path(__file__).parent
-TOKEN = "clients-tier-token"
+TOKEN = "clients-tier-token-of-at-least-32-characters"
 
 
 def venvs_dir() -> Path:
