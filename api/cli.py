@@ -24,8 +24,9 @@ from api.config import Settings, get_settings
 from api.core.db.database import Database, open_database
 from api.core.db.embedded import EmbeddedPostgres
 from api.core.dbt import failures as failure_report
-from api.core.dbt.env import dbt_env
+from api.core.dbt.env import dbt_env, spark_warehouse
 from api.core.dbt.invoke import run_dbt
+from api.core.dbt.spark_warehouse import clean_killed_writes
 from api.core.mart.publish import BUILD_SCHEMAS
 from api.core.runs.lock import RunBusy, run_lock
 from api.core.seeds import DataError, prepare_seeds
@@ -97,7 +98,8 @@ def cmd_serve(settings: Settings) -> int:
 
 
 def _prepare_input(settings: Settings, command: str) -> Path | None:
-    seeds = settings.state_dir / "cli" / "seeds"
+    # on Spark, in the folder every Spark node sees (SPARK_SHARED_DIR)
+    seeds = (settings.spark_shared if settings.dbt_target == "spark" else settings.state_dir) / "cli" / "seeds"
     try:
         prepared = prepare_seeds(settings.data_dir, seeds)
     except DataError as exc:
@@ -129,13 +131,16 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
         if seeds is None:
             return 1
         schemas = ", ".join(s + suffix for s in BUILD_SCHEMAS)
-        where = f"Spark ({settings.spark_master}, in {settings.state_dir / 'spark'})" if spark else db.display_url
+        where = f"Spark ({settings.spark_master}, warehouse {spark_warehouse(settings)})" if spark else db.display_url
         print(f"dbt.sh: dbt {' '.join(args)} on {where}: schemas {schemas}; test failures in audit")
         env = dbt_env(settings, db, seeds_dir=seeds, suffix=suffix)
         cli_dir = settings.state_dir / "cli"
         lock = run_lock(db) if command in WRITING_COMMANDS else contextlib.nullcontext()
         try:
             with lock, open(cli_dir / "dbt.log", "w", encoding="utf-8") as log:
+                if spark and command in WRITING_COMMANDS:  # under the lock: no Spark of ours writes now
+                    for path in clean_killed_writes(spark_warehouse(settings)):
+                        print(f"dbt.sh: removed {path}, left by a killed Spark write")
                 result = run_dbt(args, env=env, target_path=cli_dir / "target", log=log, echo=sys.stdout)
         except RunBusy as busy:
             print(f"dbt.sh: {busy} (an API run, or another dbt.sh); try again when it has finished", file=sys.stderr)
