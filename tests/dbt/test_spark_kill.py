@@ -121,18 +121,15 @@ def test_a_seed_that_fails_or_is_killed_mid_write_leaves_the_next_one_able_to_su
     killed, log = seeding.kill_mid_write(os.kill)
     assert killed.exit_code == -signal.SIGKILL, "the seed was not killed while writing"
     assert not _alive(killed.pid), "the killed command's JVM outlived it (its output would go to the next command)"
-    print("KILLED-A LOG", log[-3000:])
 
     # 3. SIGKILL of its process group (dbt and its JVM, as a cancel's or RUN_TIMEOUT's escalation does): the write
     # stops where it is, and its _temporary folder stays in the warehouse
     killed, log = seeding.kill_mid_write(os.killpg)
     assert killed.exit_code == -signal.SIGKILL, "the seed was not killed while writing"
-    print("KILLED-B LOG", log[-3000:])
     assert seeding.writing(), "the killed write left no _temporary folder: nothing was tested"
 
     # 4. the next seed cleans up and succeeds; nothing of the killed JVMs is in its log
     again, log = seeding.dbt("seed")
-    print("AGAIN LOG", log[:3000])
     assert again.ok, log[-3000:]
     assert "LOCATION_ALREADY_EXISTS" not in log and "SparkContext" not in log, log[:3000]
     assert f"[CREATE {EXPERIMENTS} in" in log, log[-3000:]
