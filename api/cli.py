@@ -135,6 +135,7 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
         print(f"dbt.sh: dbt {' '.join(args)} on {where}: schemas {schemas}; test failures in audit")
         env = dbt_env(settings, db, seeds_dir=seeds, suffix=suffix)
         cli_dir = settings.state_dir / "cli"
+        cli_dir.mkdir(parents=True, exist_ok=True)  # on Spark the input went to SPARK_SHARED_DIR, not here
         lock = run_lock(db) if command in WRITING_COMMANDS else contextlib.nullcontext()
         try:
             with lock, open(cli_dir / "dbt.log", "w", encoding="utf-8") as log:
