@@ -29,7 +29,7 @@ from api.core.dbt.spark_warehouse import clean_killed_writes
 from api.core.seeds import prepare_seeds
 from tests.datasets import random_dataset
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 #: Rows of the big seed: enough for Spark to spend a moment writing it (the kill lands mid-write).
 EXPERIMENTS = 200_000
