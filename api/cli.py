@@ -24,7 +24,7 @@ from api.config import Settings, get_settings
 from api.core.db.database import Database, open_database
 from api.core.db.embedded import EmbeddedPostgres
 from api.core.dbt import failures as failure_report
-from api.core.dbt.env import dbt_env, spark_warehouse
+from api.core.dbt.env import dbt_env, warehouse_location
 from api.core.dbt.invoke import run_dbt
 from api.core.dbt.spark_warehouse import clean_killed_writes
 from api.core.mart.publish import BUILD_SCHEMAS
@@ -131,7 +131,8 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
         if seeds is None:
             return 1
         schemas = ", ".join(s + suffix for s in BUILD_SCHEMAS)
-        where = f"Spark ({settings.spark_master}, warehouse {spark_warehouse(settings)})" if spark else db.display_url
+        warehouse = warehouse_location(settings)
+        where = f"Spark ({settings.spark_master}, warehouse {warehouse})" if spark else db.display_url
         print(f"dbt.sh: dbt {' '.join(args)} on {where}: schemas {schemas}; test failures in audit")
         env = dbt_env(settings, db, seeds_dir=seeds, suffix=suffix)
         cli_dir = settings.state_dir / "cli"
@@ -140,7 +141,7 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
         try:
             with lock, open(cli_dir / "dbt.log", "w", encoding="utf-8") as log:
                 if spark and command in WRITING_COMMANDS:  # under the lock: no Spark of ours writes now
-                    for path in clean_killed_writes(spark_warehouse(settings)):
+                    for path in clean_killed_writes(warehouse):
                         print(f"dbt.sh: removed {path}, left by a killed Spark write")
                 result = run_dbt(args, env=env, target_path=cli_dir / "target", log=log, echo=sys.stdout)
         except RunBusy as busy:

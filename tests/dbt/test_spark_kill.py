@@ -23,7 +23,7 @@ import pytest
 
 from api.config import Settings
 from api.core.dbt.client import DbtWorker
-from api.core.dbt.env import dbt_env, spark_warehouse
+from api.core.dbt.env import dbt_env, warehouse_location
 from api.core.dbt.invoke import DbtResult, run_dbt
 from api.core.dbt.spark_warehouse import clean_killed_writes
 from api.core.seeds import prepare_seeds
@@ -54,7 +54,7 @@ class Seeding:
         ).resolved()
         self.seeds = self.settings.spark_shared / "build" / "seeds"
         prepare_seeds(random_dataset(tmp_path / "data", 11, users=2000, experiments=EXPERIMENTS), self.seeds)
-        self.warehouse = Path(spark_warehouse(self.settings))
+        self.warehouse = Path(warehouse_location(self.settings))
         self.env = dbt_env(self.settings, None, seeds_dir=self.seeds, suffix="")
         self.worker = worker
 

@@ -63,7 +63,7 @@ def spark_defaults() -> dict[str, str]:
     return found
 
 
-def spark_warehouse(settings: Settings) -> str:
+def warehouse_location(settings: Settings) -> str:
     """Spark's warehouse: SPARK_WAREHOUSE_DIR, else spark-defaults.conf's, else STATE_DIR/spark/warehouse."""
     return (
         settings.spark_warehouse_dir
@@ -80,7 +80,7 @@ def spark_env(settings: Settings) -> dict[str, str]:
     derby = f"jdbc:derby:;databaseName={settings.spark_dir}/metastore_db;create=true"
     return {
         "DBT_SPARK_DIR": str(settings.spark_dir),
-        "DBT_SPARK_WAREHOUSE_DIR": spark_warehouse(settings),
+        "DBT_SPARK_WAREHOUSE_DIR": warehouse_location(settings),
         "DBT_SPARK_METASTORE_URL": spark_defaults().get("spark.hadoop.javax.jdo.option.ConnectionURL", derby),
         "SPARK_MASTER": settings.spark_master,
         "SPARK_DRIVER_MEMORY": settings.spark_driver_memory,

@@ -22,7 +22,7 @@ import psycopg
 from api.config import Settings
 from api.core.db.database import Database
 from api.core.dbt import spark_warehouse
-from api.core.dbt.env import spark_warehouse as spark_warehouse_location
+from api.core.dbt.env import warehouse_location
 from api.core.dbt.worker import NO_WRITE_JSON
 from api.core.job.files import exchange_dir, install_docs
 from api.core.mart import publish, spark
@@ -72,7 +72,7 @@ class StepContext(Protocol):
 def dbt_seed(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
     publish.drop_build(ctx.conn, publish.BUILD_SUFFIX)  # whatever a dead run left there
     if ctx.settings.dbt_target == "spark":  # and in Spark's warehouse, what a killed write left
-        for path in spark_warehouse.clean_killed_writes(spark_warehouse_location(ctx.settings)):
+        for path in spark_warehouse.clean_killed_writes(warehouse_location(ctx.settings)):
             log_file.write(f"removed {path}, left by a killed Spark write\n")
     log_file.write(f"preparing input files from {ctx.settings.data_dir}\n")
     try:
