@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     webhook_urls: str | None = Field(default=None, description="comma-separated URLs that get run events")
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of the X-Signature header")
 
+    @field_validator("spark_shared_dir", mode="before")
+    @classmethod
+    def _shared_path(cls, value: object) -> object:
+        if isinstance(value, str) and "://" in value:
+            raise ValueError(
+                f"SPARK_SHARED_DIR {value!r} must be a folder path mounted at the same place on every Spark node and "
+                "on this machine (the API writes the seeds there and reads the export): a URI is not supported"
+            )
+        return value
+
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:

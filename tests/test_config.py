@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from api.config import REPO_ROOT, Settings
 
 
@@ -38,3 +41,10 @@ def test_the_server_refuses_an_unwritable_state_dir_at_once_without_a_traceback(
     assert done.returncode == 2, done.stdout + done.stderr
     assert "serve: refusing to start: STATE_DIR" in done.stderr and "chown -R" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_spark_shared_dir_must_be_a_path_every_node_mounts() -> None:
+    with pytest.raises(ValidationError, match="SPARK_SHARED_DIR 'hdfs://nn:8020/shared' must be a folder path"):
+        Settings(spark_shared_dir="hdfs://nn:8020/shared")
+    assert Settings(state_dir="/s").spark_shared == Path("/s/spark/shared")
+    assert Settings(spark_shared_dir="/mnt/shared").spark_shared == Path("/mnt/shared")
