@@ -1,7 +1,7 @@
 """A Spark standalone cluster for the tests, started from the pyspark package (it has no sbin/ scripts, but its
-`spark-class` starts a master and workers): one master and two workers on 127.0.0.1, one core and 512 MB of
-executor memory each. The second worker runs in a mount namespace of its own (`unshare -m`, as root), where each
-folder in `hidden` is covered by an empty tmpfs: as on a second machine, it sees only what is shared.
+`spark-class` starts a master and workers): one master and two workers on 127.0.0.1, one core and 768 MB each.
+Each worker runs in a mount namespace of its own (`unshare -m`, as root), where each folder in `hidden` is
+covered by an empty tmpfs: as on other machines, the workers see only what is shared.
 
 Every daemon runs in a process group of its own (its executors too) and is killed with it by `stop`.
 """
@@ -83,7 +83,7 @@ class SparkCluster:
             command = [bin_, worker, "--host", "127.0.0.1", "--port", str(free_port()), "--webui-port",
                        str(free_port()), "--cores", "1", "--memory", "768m", "--work-dir",
                        str(self.root / f"work{n}"), self.url]  # fmt: skip
-            if n == 2:  # a second machine: the hidden folders are not there
+            if self.hidden:  # another machine: the hidden folders are not there
                 mounts = " && ".join(f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(p))}" for p in self.hidden)
                 script = f"mount --make-rprivate / && {mounts} && exec {shlex.join(command)}"
                 command = ["unshare", "-m", "sh", "-c", script]

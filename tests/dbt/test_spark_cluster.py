@@ -1,11 +1,12 @@
 """The mart on a Spark standalone cluster (tests/spark_cluster.py: a master and two workers started with pyspark's
-`spark-class`, one of them in a mount namespace of its own where STATE_DIR is hidden, as on a second machine).
+`spark-class`, each in a mount namespace of its own where STATE_DIR is hidden, as on other machines).
 
 dbt is the Spark driver (client mode) on this machine; the executors read the seeds from SPARK_SHARED_DIR and
 write the warehouse (set in spark-defaults.conf, as an operator would) and the mart export there. Then:
 `scripts/dbt.sh build` and `show`, an API run that publishes the mart (equal to tests/expected.py, as the
-local-mode mart is in tests/dbt/test_spark.py), and an API run whose export lands where this machine cannot see
-part of it: it fails at `transfer`, saying why, and the published mart stays as it was.
+local-mode mart is in tests/dbt/test_spark.py), and an API run whose export the executors write where this
+machine cannot see it (only `_SUCCESS` reaches it, as in the issue): it fails at `transfer`, saying why, and the
+published mart stays as it was.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def test_the_mart_built_on_a_standalone_cluster_is_published_and_an_export_it_ca
     assert_rows_match(published, expected)
     assert_same_mart(published, shown_rows)
 
-    # the export goes where the namespaced worker's parts are lost: never published
+    # the export goes to a folder the workers do not share with this machine: never published
     unseen = spark.model_copy(update={"spark_shared_dir": tmp_path / "shared-b"})
     with TestClient(create_app(unseen), base_url=LOCAL) as client:
         run = wait_for_run(client, client.post("/trigger").json()["run_id"], timeout=RUN_TIMEOUT)

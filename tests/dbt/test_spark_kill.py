@@ -1,7 +1,7 @@
 """Seeds on Spark that fail or are killed mid-write (DBT_TARGET=spark, local mode), run the way the API runs them:
 in the warm dbt worker (api/core/dbt/), one forked child per command, each starting its own Spark JVM.
 
-- a seed that cannot read its file fails, and the old table is still there (it is replaced only after the new
+- a seed whose file cannot be read fails, and the old table is still there (it is replaced only after the new
   data has been written);
 - a seed whose dbt process alone is killed (SIGKILL) while Spark writes: its JVM ends (and prints) before the
   command is reported finished, never during the next command;
@@ -106,12 +106,13 @@ def test_a_seed_that_fails_or_is_killed_mid_write_leaves_the_next_one_able_to_su
     first, log = seeding.dbt("seed")
     assert first.ok, log[-3000:]
 
-    # 1. the file is gone when Spark reads it (as on a cluster whose workers cannot see it): the old table stays
+    # 1. the file cannot be read when Spark writes the table (here a value that is not an integer; on a cluster,
+    # a file the executors cannot see): the seed fails, and the old table is still there
     compounds = seeding.seeds / "compounds.csv"
     saved = compounds.read_bytes()
-    compounds.unlink()
+    compounds.write_bytes(saved + b"not-a-number,Broken,C\n")
     failed, log = seeding.dbt("seed", "--select", "compounds")
-    assert not failed.ok and "compounds.csv" in log, log[-3000:]
+    assert not failed.ok and "ERROR loading seed file raw.compounds" in log, log[-3000:]
     compounds.write_bytes(saved)
     shown, log = seeding.dbt("show", "--inline", "select count(*) as n from raw.compounds", "--output", "json")
     assert shown.ok, f"the failed seed dropped the old table:\n{log[-3000:]}"
