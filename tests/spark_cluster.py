@@ -1,7 +1,9 @@
 """A Spark standalone cluster for the tests, started from the pyspark package (it has no sbin/ scripts, but its
 `spark-class` starts a master and workers): one master and two workers on 127.0.0.1, one core and 768 MB each.
 Each worker runs in a mount namespace of its own (`unshare -m`, as root), where each folder in `hidden` is
-covered by an empty tmpfs: as on other machines, the workers see only what is shared.
+covered by an empty tmpfs (but the folders in `kept`, bind-mounted back): as on other machines, the workers see
+only what is shared. A hidden folder must be one nothing deletes while the cluster runs: Linux detaches the
+mounts of other namespaces from a deleted directory, which would show the real one again.
 
 Every daemon runs in a process group of its own (its executors too) and is killed with it by `stop`.
 """
@@ -46,9 +48,10 @@ def can_hide_folders() -> str | None:
 
 
 class SparkCluster:
-    def __init__(self, root: Path, hidden: list[Path]) -> None:
+    def __init__(self, root: Path, hidden: list[Path], kept: list[Path] = ()) -> None:
         self.root = root
         self.hidden = hidden
+        self.kept = list(kept)
         self.port, self.ui_port = free_port(), free_port()
         self.url = f"spark://127.0.0.1:{self.port}"
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -84,9 +87,7 @@ class SparkCluster:
                        str(free_port()), "--cores", "1", "--memory", "768m", "--work-dir",
                        str(self.root / f"work{n}"), self.url]  # fmt: skip
             if self.hidden:  # another machine: the hidden folders are not there
-                mounts = " && ".join(f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(p))}" for p in self.hidden)
-                script = f"mount --make-rprivate / && {mounts} && exec {shlex.join(command)}"
-                command = ["unshare", "-m", "sh", "-c", script]
+                command = ["unshare", "-m", "sh", "-c", self._namespace_script(n, command)]
             self._start(f"worker{n}", command)
         deadline = time.monotonic() + START_SECONDS
         while self.status().get("aliveworkers", 0) < 2:
@@ -96,6 +97,22 @@ class SparkCluster:
                 raise RuntimeError(f"the Spark cluster did not come up: {logs}")
             time.sleep(1)
         return self
+
+    def _namespace_script(self, n: int, command: list[str]) -> str:
+        views = [self.root / f"ns{n}" / f"kept{i}" for i in range(len(self.kept))]
+        for view in views:
+            view.mkdir(parents=True, exist_ok=True)
+        steps = ["mount --make-rprivate /"]
+        steps += [
+            f"mount --bind {shlex.quote(str(k))} {shlex.quote(str(v))}" for k, v in zip(self.kept, views, strict=True)
+        ]
+        steps += [f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(h))}" for h in self.hidden]
+        for kept, view in zip(self.kept, views, strict=True):
+            steps += [
+                f"mkdir -p {shlex.quote(str(kept))}",
+                f"mount --bind {shlex.quote(str(view))} {shlex.quote(str(kept))}",
+            ]
+        return " && ".join([*steps, f"exec {shlex.join(command)}"])
 
     def status(self) -> dict:
         """The master's JSON status (workers, applications), {} while it does not answer."""

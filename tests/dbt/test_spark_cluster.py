@@ -36,9 +36,11 @@ def cluster(settings, tmp_path):
     if why := can_hide_folders():
         pytest.skip(why)
     settings.state_dir.mkdir(parents=True)
-    unseen_export = tmp_path / "shared-b" / "build" / "mart-export"
-    unseen_export.mkdir(parents=True)
-    cluster = SparkCluster(tmp_path / "cluster", hidden=[settings.state_dir, unseen_export]).start()
+    # the fault run's SPARK_SHARED_DIR: its seeds are shared, its export folder is not (the driver deletes and
+    # recreates the export folder itself, so its parent is what the workers get their own of)
+    unseen = tmp_path / "shared-b" / "build"
+    (unseen / "seeds").mkdir(parents=True)
+    cluster = SparkCluster(tmp_path / "cluster", hidden=[settings.state_dir, unseen], kept=[unseen / "seeds"]).start()
     yield cluster
     cluster.stop()
 
