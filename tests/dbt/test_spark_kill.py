@@ -127,6 +127,7 @@ def test_a_seed_that_fails_or_is_killed_mid_write_leaves_the_next_one_able_to_su
     # stops where it is, and its _temporary folder stays in the warehouse
     killed, log = seeding.kill_mid_write(os.killpg)
     assert killed.exit_code == -signal.SIGKILL, "the seed was not killed while writing"
+    assert "SparkContext" not in log, f"the JVM killed in step 2 printed into this command's log:\n{log[:3000]}"
     assert seeding.writing(), "the killed write left no _temporary folder: nothing was tested"
 
     # 4. the next seed cleans up and succeeds; nothing of the killed JVMs is in its log
