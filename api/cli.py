@@ -27,8 +27,9 @@ from api.config import Settings, get_settings
 from api.core.db.database import Database, open_database
 from api.core.db.embedded import DatabaseError, EmbeddedPostgres
 from api.core.dbt import failures as failure_report
-from api.core.dbt.env import CONNECTION_VARIABLES, dbt_env, dev_suffix
+from api.core.dbt.env import CONNECTION_VARIABLES, dbt_env, dev_suffix, warehouse_location
 from api.core.dbt.invoke import run_dbt
+from api.core.dbt.spark_warehouse import clean_killed_writes
 from api.core.mart.publish import BUILD_SCHEMAS
 from api.core.runs.lock import RunBusy, run_lock
 from api.core.seeds import DataError, prepare_seeds
@@ -118,7 +119,8 @@ def _say(message: str) -> None:
 
 
 def _prepare_input(settings: Settings, command: str) -> Path | None:
-    seeds = settings.state_dir / "cli" / "seeds"
+    # on Spark, in the folder every Spark node sees (SPARK_SHARED_DIR)
+    seeds = (settings.spark_shared if settings.dbt_target == "spark" else settings.state_dir) / "cli" / "seeds"
     try:
         prepared = prepare_seeds(settings.data_dir, seeds)
     except DataError as exc:
@@ -158,13 +160,18 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
             return 1
         schemas = ", ".join(s + suffix for s in BUILD_SCHEMAS)
         audit = "audit" if spark else f"audit{suffix}"
-        where = f"Spark ({settings.spark_master}, in {settings.state_dir / 'spark'})" if spark else db.display_url
+        warehouse = warehouse_location(settings)
+        where = f"Spark ({settings.spark_master}, warehouse {warehouse})" if spark else db.display_url
         _say(f"dbt {' '.join(args)} on {where}: schemas {schemas}; test failures in {audit}")
         env = dbt_env(settings, db, seeds_dir=seeds, suffix=suffix, dev=True)
         cli_dir = settings.state_dir / "cli"
+        cli_dir.mkdir(parents=True, exist_ok=True)  # on Spark the input went to SPARK_SHARED_DIR, not here
         lock = run_lock(db) if command in WRITING_COMMANDS else contextlib.nullcontext()
         try:
             with lock, open(cli_dir / "dbt.log", "w", encoding="utf-8") as log:
+                if spark and command in WRITING_COMMANDS:  # under the lock: no Spark of ours writes now
+                    for path in clean_killed_writes(warehouse):
+                        _say(f"removed {path}, left by a killed Spark write")
                 result = run_dbt(args, env=env, target_path=cli_dir / "target", log=log, echo=sys.stdout)
         except RunBusy as busy:
             _say(f"{busy} (an API run, or another dbt.sh); try again when it has finished")

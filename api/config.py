@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     spark_driver_memory: str = Field(default="2g", description="memory of the Spark driver (DBT_TARGET=spark)")
     spark_shuffle_partitions: int = Field(default=8, ge=1, description="spark.sql.shuffle.partitions")
     spark_ui_enabled: bool = Field(default=False, description="serve Spark's web UI (port 4040) during dbt commands")
+    spark_shared_dir: Path | None = Field(
+        default=None,
+        description="folder every Spark node sees at the same path: the seeds' CSVs, the mart export "
+        "(DBT_TARGET=spark); unset: STATE_DIR/spark/shared",
+    )
+    spark_warehouse_dir: str | None = Field(
+        default=None,
+        description="Spark's warehouse (a path or a Hadoop URI); unset: spark.sql.warehouse.dir of "
+        "spark-defaults.conf, else STATE_DIR/spark/warehouse",
+    )
     schedule: str | None = Field(default=None, description="5-field cron expression; unset: no scheduled runs")
     schedule_tz: str = Field(default="UTC", description="time zone SCHEDULE is read in (IANA name)")
     webhook_urls: str | None = Field(default=None, description="comma-separated URLs that get run events")
@@ -70,6 +80,16 @@ class Settings(BaseSettings):
         le=2**31 - 1,
         description="the account id of the dbt Cloud-compatible API (/api/v2/accounts/N/)",
     )
+
+    @field_validator("spark_shared_dir", mode="before")
+    @classmethod
+    def _shared_path(cls, value: object) -> object:
+        if isinstance(value, str) and "://" in value:
+            raise ValueError(
+                f"SPARK_SHARED_DIR {value!r} must be a folder path mounted at the same place on every Spark node and "
+                "on this machine (the API writes the seeds there and reads the export): a URI is not supported"
+            )
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -97,6 +117,17 @@ class Settings(BaseSettings):
             if url and not url.startswith(("http://", "https://")):
                 raise ValueError("WEBHOOK_URLS: every URL must start with http:// or https://")
         return value
+
+    @property
+    def spark_dir(self) -> Path:
+        """Spark's own files on this machine: the Derby metastore, derby.log, and by default the warehouse and
+        the shared folder (docs/spark.md)."""
+        return self.state_dir / "spark"
+
+    @property
+    def spark_shared(self) -> Path:
+        """SPARK_SHARED_DIR, or its default for local mode."""
+        return self.spark_shared_dir or self.spark_dir / "shared"
 
     @property
     def webhook_url_list(self) -> list[str]:
@@ -173,6 +204,7 @@ class Settings(BaseSettings):
             update={
                 "data_dir": self.data_dir.expanduser().resolve(),
                 "state_dir": self.state_dir.expanduser().resolve(),
+                "spark_shared_dir": self.spark_shared_dir and self.spark_shared_dir.expanduser().resolve(),
             }
         )
 

@@ -87,7 +87,7 @@ if [ "${SKIP_SPARK_TESTS:-}" = 1 ]; then
 elif ! command -v java >/dev/null 2>&1 && ! { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }; then
   echo "test: SKIPPED the spark tier: Java is missing (install Java 17 or 21, e.g. apt-get install default-jre-headless)" >&2
 else
-  echo "test: spark tier (dbt-spark in local mode; one Spark session for the in-process builds, one API run)"
+  echo "test: spark tier (dbt-spark in local mode: in-process builds, one API run, killed seeds; then a standalone cluster)"
   "$ROOT/scripts/bootstrap.sh" --spark
   if command -v java >/dev/null 2>&1; then
     pytest -m spark "$@" || [ $? = 5 ]  # 5: the arguments selected no spark test

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from api.config import REPO_ROOT, Settings
 
 
@@ -65,3 +68,10 @@ def test_the_server_refuses_a_missing_tls_file_at_once_without_a_traceback(tmp_p
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"serve: refusing to start: TLS_CERTFILE={tmp_path / 'cert.pem'} cannot be read" in done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_spark_shared_dir_must_be_a_path_every_node_mounts() -> None:
+    with pytest.raises(ValidationError, match="SPARK_SHARED_DIR 'hdfs://nn:8020/shared' must be a folder path"):
+        Settings(spark_shared_dir="hdfs://nn:8020/shared")
+    assert Settings(state_dir="/s").spark_shared == Path("/s/spark/shared")
+    assert Settings(spark_shared_dir="/mnt/shared").spark_shared == Path("/mnt/shared")

@@ -14,7 +14,7 @@ from tests.conftest import LOCAL, mart_rows, wait_for_run
 from tests.datasets import random_dataset
 from tests.expected import assert_rows_match, compute
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(1200)]  # SPARK_RUN_TIMEOUT, and the rest
 
 SPARK_RUN_TIMEOUT = 900  # five dbt commands, each starting its own Spark (about 30-45 s each on two cores)
 

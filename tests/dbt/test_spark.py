@@ -59,12 +59,14 @@ class SparkDbt:
                 else:
                     os.environ[key] = value
 
-    def invoke(self, args: list[str], seeds: Path, name: str) -> Any:
+    def invoke(self, args: list[str], seeds: Path, name: str, messages: list[str] | None = None) -> Any:
+        """Run `dbt ARGS`; the text of each of its events is appended to `messages`, if given."""
         from dbt.cli.main import dbtRunner
 
         target = self.state / name
+        callbacks = [] if messages is None else [lambda event: messages.append(event.info.msg)]
         with self._environment({"DBT_SEEDS_DIR": str(seeds)}):
-            result = dbtRunner().invoke(
+            result = dbtRunner(callbacks=callbacks).invoke(
                 [
                     *args,
                     "--project-dir", str(DBT_PROJECT_DIR),
@@ -158,9 +160,21 @@ def test_random_data_on_spark_moves_to_postgres_with_the_same_types_and_values(s
     prepare_seeds(settings.data_dir, seeds)
     spark_dbt.invoke(["build"], seeds, "random")
     export = tmp_path / "export"
-    spark_dbt.invoke(spark_mart.export_args(export), seeds, "random")
+    messages: list[str] = []
+    spark_dbt.invoke(spark_mart.export_args(export), seeds, "random", messages)
+    counted = [n for n in map(spark_mart.exported_rows, messages) if n is not None]
+    assert counted == [40], messages
+    parts = sorted(export.glob("part-*"))
+    assert parts, "the export wrote no part file"
+    kept = parts[0].read_bytes()
+    parts[0].write_bytes(b"")  # a part file that did not arrive: the count no longer matches, nothing is loaded
     with database.connect() as conn:
-        rows = spark_mart.load_into_postgres(conn, export, "__spark")
+        with pytest.raises(spark_mart.ExportError, match="has 40 rows on Spark"):
+            spark_mart.load_into_postgres(conn, export, "__spark", counted[0])
+        assert conn.execute("select to_regclass('marts__spark.user_features')").fetchone()[0] is None
+    parts[0].write_bytes(kept)
+    with database.connect() as conn:
+        rows = spark_mart.load_into_postgres(conn, export, "__spark", counted[0])
     assert not list(export.glob("part-*.csv.*")), "the export must be plain CSV"
 
     spark_rows = mart_rows(database, "marts__spark")

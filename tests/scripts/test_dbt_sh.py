@@ -110,7 +110,8 @@ def test_dbt_sh_on_spark_selects_the_spark_target_without_postgres_for_reading_c
     spark = {"DBT_TARGET": "spark", "STATE_DIR": str(state), "DATABASE_URL": ""}
     done = dbt_sh(settings, tmp_path, "ls", "--resource-type", "seed", **spark)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"on Spark (local[*], in {state / 'spark'})" in done.stderr
+    assert f"on Spark (local[*], warehouse {state / 'spark' / 'warehouse'})" in done.stderr
+    assert (state / "spark" / "shared" / "cli" / "seeds" / "users.csv").exists(), "the input is where executors see it"
     assert "features_mart.users" in done.stdout and "target='spark'" not in done.stderr
     assert not (state / "pg").exists(), "a reading command on Spark must not start Postgres"
     manifest = (state / "cli" / "target" / "manifest.json").read_text()

@@ -9,6 +9,7 @@ never sees secrets it does not need (DATABASE_URL, API_TOKEN).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from api.core.db.database import Database
 #: Session settings for dbt's connections: room to hash and sort a million rows in memory, and no JIT
 #: compilation (it costs more than it saves on queries of a few seconds). PGOPTIONS in the environment wins.
 DBT_SESSION_OPTIONS = "-c work_mem=128MB -c jit=off"
+#: One entry of a Java properties file (spark-defaults.conf): the key, then whitespace, `=` or `:`, the value.
+_PROPERTY = re.compile(r"^([^\s=:]+)\s*[\s=:]\s*(.*)$")
 #: Environment variables of ours that dbt must not see (secrets it does not need).
 HIDDEN_FROM_DBT = ("DATABASE_URL", "API_TOKEN")
 #: The profile's development target (plain dbt, scripts/dbt.sh) and its default schema suffix: it builds into
@@ -53,10 +56,43 @@ def profile_env(db: Database) -> dict[str, str]:
     }
 
 
+def spark_defaults() -> dict[str, str]:
+    """The settings of `$SPARK_CONF_DIR/spark-defaults.conf` (else `$SPARK_HOME/conf/`), which Spark reads when it
+    starts; {} when there is none. A Java properties file: `key value`, `key=value` or `key: value`, `#` or `!`
+    comments (line continuations are not read)."""
+    conf_dir = os.environ.get("SPARK_CONF_DIR") or (
+        os.path.join(os.environ["SPARK_HOME"], "conf") if os.environ.get("SPARK_HOME") else None
+    )
+    path = Path(conf_dir, "spark-defaults.conf") if conf_dir else None
+    if path is None or not path.is_file():
+        return {}
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = _PROPERTY.match(line.strip())
+        if entry and not line.strip().startswith(("#", "!")):
+            found[entry.group(1)] = entry.group(2).strip()
+    return found
+
+
+def warehouse_location(settings: Settings) -> str:
+    """Spark's warehouse: SPARK_WAREHOUSE_DIR, else spark-defaults.conf's, else STATE_DIR/spark/warehouse."""
+    return (
+        settings.spark_warehouse_dir
+        or spark_defaults().get("spark.sql.warehouse.dir")
+        or str(settings.spark_dir / "warehouse")
+    )
+
+
 def spark_env(settings: Settings) -> dict[str, str]:
-    """dbt's settings for Spark (DBT_TARGET=spark; profiles.yml reads them)."""
+    """dbt's settings for Spark (DBT_TARGET=spark; profiles.yml reads them). The warehouse and the metastore's
+    database come from spark-defaults.conf when it sets them (the profile's parameters would win over it), else
+    they live under STATE_DIR/spark (embedded Derby). With `spark.hadoop.hive.metastore.uris` there, Spark uses
+    that Hive metastore and the Derby URL is unused."""
+    derby = f"jdbc:derby:;databaseName={settings.spark_dir}/metastore_db;create=true"
     return {
-        "DBT_SPARK_DIR": str(settings.state_dir / "spark"),
+        "DBT_SPARK_DIR": str(settings.spark_dir),
+        "DBT_SPARK_WAREHOUSE_DIR": warehouse_location(settings),
+        "DBT_SPARK_METASTORE_URL": spark_defaults().get("spark.hadoop.javax.jdo.option.ConnectionURL", derby),
         "SPARK_MASTER": settings.spark_master,
         "SPARK_DRIVER_MEMORY": settings.spark_driver_memory,
         "SPARK_SHUFFLE_PARTITIONS": str(settings.spark_shuffle_partitions),

@@ -136,10 +136,12 @@ def run_dbt(
     echo: IO[str] | None = None,
     worker: DbtWorker | None = None,
     debug_log: bool = True,
+    on_message: Callable[[str], None] | None = None,
 ) -> DbtResult:
     """Run `dbt ARGS` to completion, in `worker` if given, else as a CLI process; write its messages to `log`
     (and `echo`, if given, with dbt's output events as plain dbt prints them). `env` is what api/core/dbt/env.py's
     `dbt_env` gives. `debug_log=False`: no dbt debug log file (`log` keeps every info-level line).
+    `on_message` gets the text of each of dbt's events.
 
     Exit code 0 is success; 1 (handled failure, e.g. a failed test) and 2 (crash) are failures, and so is
     death by a signal (negative code)."""
@@ -193,6 +195,8 @@ def run_dbt(
             write(msg)  # as plain dbt prints them: no timestamp (`dbt -q ls --output json | jq` works)
         elif msg:
             write(f"{info.get('ts', '')[11:19] or _stamp()}  {msg}")
+            if on_message:
+                on_message(msg)
         if _event_progress(event, progress) and on_progress:
             on_progress(progress)
     if code < 0:

@@ -4,7 +4,8 @@ it as `python -m api.core.dbt.worker`. It never runs inside the API process.
 
 The one rule: a command always runs in a fresh child forked from a single-threaded parent, so a crash, a kill or
 state that dbt leaves behind (adapters, compiled SQL written into the manifest) dies with the child, and the next
-command starts from the same clean parsed manifest.
+command starts from the same clean parsed manifest. What the child started (Spark's JVM) ends before the command
+is reported finished, so nothing of it can print into the next command's output (`end_group`).
 
 Protocol (one request at a time): the API writes one JSON line on stdin,
 `{"args": [...], "env": {...}, "target_path": "..."}`; args `["parse"]` only parse (a warm-up). The worker
@@ -24,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 #: Prefix of the worker's control lines on stdout (dbt's own lines are JSON objects or plain text).
@@ -31,6 +33,8 @@ CONTROL = "\x1edbt-worker "
 #: With this flag dbt skips writing manifest.json and run_results.json (0.1-0.5 s a command, most of it the
 #: manifest); the child then writes run_results.json itself, and manifest.json stays the one parse wrote.
 NO_WRITE_JSON = "--no-write-json"
+#: How long what a command started (Spark's JVM) has to end after the command itself, before it is killed.
+GROUP_GRACE_SECONDS = 15.0
 #: Environment variables read when dbt runs a command, not when it parses: they do not key the manifest cache.
 INVOKE_ONLY = frozenset(
     {
@@ -97,6 +101,7 @@ class Worker:
         if pid == 0:  # pragma: no cover - the child; covered by the integration tests, not by coverage
             self._child(manifest, request)
         _, status = os.waitpid(pid, 0)
+        end_group(pid)
         return os.waitstatus_to_exitcode(status)
 
     def _child(self, manifest: Any, request: dict[str, Any]) -> None:
@@ -135,6 +140,27 @@ class Worker:
             os._exit(code)
 
 
+def end_group(pgid: int, grace: float = GROUP_GRACE_SECONDS) -> None:
+    """Wait until every process left in the command's process group `pgid` has ended (SIGKILL after `grace`
+    seconds), reaping them: they are the worker's children once the command's child is gone, because the worker
+    is their subreaper. So the exit line is written only when nothing of the command can still print: the JVM
+    that Spark's session method starts (in the child's group) shuts down after the child, printing, and a killed
+    command's JVM would otherwise write its stack traces into the next command's output."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            reaped, _ = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:  # none left (or none of ours: those get the SIGKILL below)
+            break
+        if reaped == 0:
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+            time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
 def die_with_parent() -> None:
     """Linux: SIGKILL this process when the thread that started it ends (PR_SET_PDEATHSIG), so no dbt of ours
     outlives the API or keeps writing into the database. Also the preexec_fn of the processes api/core/dbt/
@@ -147,6 +173,10 @@ def die_with_parent() -> None:
 
 def main() -> int:
     die_with_parent()
+    if sys.platform.startswith("linux"):  # the orphans of a command's child (Spark's JVM) become ours to reap
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a cancel is sent to the child, never to the worker
     os.dup2(1, 2)  # dbt's stderr goes to the same stream, in order
     from setproctitle import setproctitle

@@ -2,9 +2,9 @@
 written to its row of `ops.runs` as it goes, so any process can serve it.
 
 dbt runs in the API's warm worker (api/core/dbt/), which parsed the project once: every run builds into the
-same `*__build` schemas from the same `STATE_DIR/build/seeds` folder, so one parsed manifest serves every run
-(the run lock makes sure only one run uses them at a time). Each run keeps its log and dbt artifacts in
-`STATE_DIR/runs/<run_id>/`.
+same `*__build` schemas from the same `STATE_DIR/build/seeds` folder (on Spark `SPARK_SHARED_DIR/build/seeds`),
+so one parsed manifest serves every run (the run lock makes sure only one run uses them at a time). Each run
+keeps its log and dbt artifacts in `STATE_DIR/runs/<run_id>/`.
 
 The one rule: whatever happens (a failed step, a cancel, a crash, a full disk, a lost lock), the outcome is
 recorded in `ops.runs`, and a run whose steps did not all pass publishes nothing.
@@ -18,7 +18,7 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import IO, Any
 
@@ -33,7 +33,7 @@ from api.core.dbt.env import dbt_env
 from api.core.dbt.invoke import Progress, run_dbt
 from api.core.job import retry as retries
 from api.core.job.control import Watchdog, interrupt
-from api.core.job.files import BestEffortLog, build_dir, keep_artifacts, runs_dir
+from api.core.job.files import BestEffortLog, build_dir, exchange_dir, keep_artifacts, runs_dir
 from api.core.job.steps import StepOutcome, steps_for
 from api.core.mart import publish
 from api.core.runs.history import initial_steps
@@ -50,7 +50,7 @@ def build_env(settings: Settings, db: Database, *, docs: bool = False) -> dict[s
     """dbt's environment for the job: the build schemas (`*__build`) from STATE_DIR/build/seeds, or with `docs`
     the published schemas. On Spark, dbt builds in place (no suffix; api/core/mart/spark.py)."""
     suffix = "" if docs or settings.dbt_target == "spark" else publish.BUILD_SUFFIX
-    return dbt_env(settings, db, seeds_dir=build_dir(settings) / "seeds", suffix=suffix)
+    return dbt_env(settings, db, seeds_dir=exchange_dir(settings) / "seeds", suffix=suffix)
 
 
 class RunExecution:
@@ -98,7 +98,15 @@ class RunExecution:
 
         return report
 
-    def dbt(self, args: Sequence[str], log_file: IO[str], step: str, *, docs: bool = False) -> StepOutcome:
+    def dbt(
+        self,
+        args: Sequence[str],
+        log_file: IO[str],
+        step: str,
+        *,
+        docs: bool = False,
+        on_message: Callable[[str], None] | None = None,
+    ) -> StepOutcome:
         result = run_dbt(
             args,
             env=build_env(self.settings, self.db, docs=docs),
@@ -108,6 +116,7 @@ class RunExecution:
             on_start=self._on_start,
             worker=self.worker,
             debug_log=False,  # dbt's debug log file would repeat what the run's log keeps (8% of a canonical run)
+            on_message=on_message,
         )
         self.dbt_pid = None
         self.handle.update(dbt_pid=None)  # the column names a running dbt only, never a finished one

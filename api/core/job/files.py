@@ -30,6 +30,13 @@ def build_dir(settings: Settings) -> Path:
     return settings.state_dir / "build"
 
 
+def exchange_dir(settings: Settings) -> Path:
+    """Where a run puts the files dbt's engine reads and writes: the normalised input (`seeds/`) and, on Spark,
+    the mart export (`mart-export/`). On Postgres `build/`; on Spark `SPARK_SHARED_DIR/build`, which every Spark
+    node sees at the same path (docs/spark.md)."""
+    return settings.spark_shared / "build" if settings.dbt_target == "spark" else build_dir(settings)
+
+
 def docs_dir(settings: Settings) -> Path:
     """The dbt docs site of the last successful run (a symlink switched atomically)."""
     return settings.state_dir / "docs" / "current"
@@ -84,17 +91,19 @@ class BestEffortLog:
 
 def keep_artifacts(run_dir: Path, result: DbtResult) -> None:
     """Keep a run's dbt artifacts in its own folder: manifest.json and catalog.json as dbt wrote them last,
-    run_results.json with the results of every step of the run so far."""
+    run_results.json with the results of every step of the run so far. A command that wrote no results (killed,
+    cancelled, crashed before it ran) adds none, quietly."""
     folder = run_dir / "artifacts"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for name in ("manifest.json", "catalog.json"):
             if (result.target_path / name).exists() and result.args[0] in ("seed", "docs"):  # new ones
                 shutil.copyfile(result.target_path / name, folder / name)
+        results = result.target_path / "run_results.json"
+        if not results.exists():  # run_dbt deleted the previous one: this command wrote none
+            return
         merged_path = folder / "run_results.json"
-        if not (result.target_path / "run_results.json").exists():
-            return  # an interrupted or crashed command wrote none: nothing to merge
-        fresh = json.loads((result.target_path / "run_results.json").read_text())
+        fresh = json.loads(results.read_text())
         if merged_path.exists():
             fresh["results"] = json.loads(merged_path.read_text())["results"] + fresh["results"]
         merged_path.write_text(json.dumps(fresh))

@@ -21,9 +21,11 @@ import psycopg
 
 from api.config import Settings
 from api.core.db.database import Database
+from api.core.dbt import spark_warehouse
+from api.core.dbt.env import warehouse_location
 from api.core.dbt.worker import NO_WRITE_JSON
 from api.core.job import retry as retries
-from api.core.job.files import install_docs
+from api.core.job.files import exchange_dir, install_docs
 from api.core.mart import publish, spark
 from api.core.seeds import DataError, prepare_seeds
 
@@ -61,23 +63,36 @@ class StepContext(Protocol):
     def conn(self) -> psycopg.Connection:
         """The run's own connection, which holds the run lock."""
 
-    def dbt(self, args: Sequence[str], log_file: IO[str], step: str, *, docs: bool = False) -> StepOutcome:
-        """Run a dbt command for this run (`docs`: over the published schemas, into the docs target)."""
+    def dbt(
+        self,
+        args: Sequence[str],
+        log_file: IO[str],
+        step: str,
+        *,
+        docs: bool = False,
+        on_message: Callable[[str], None] | None = None,
+    ) -> StepOutcome:
+        """Run a dbt command for this run (`docs`: over the published schemas, into the docs target;
+        `on_message`: called with the text of each of dbt's events)."""
 
 
 def dbt_seed(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
+    if ctx.settings.dbt_target == "spark":  # what a killed write left in Spark's warehouse
+        for path in spark_warehouse.clean_killed_writes(warehouse_location(ctx.settings)):
+            log_file.write(f"removed {path}, left by a killed Spark write\n")
     log_file.write(f"preparing input files from {ctx.settings.data_dir}\n")
+    seeds = exchange_dir(ctx.settings) / "seeds"  # where dbt's engine reads them (on Spark: SPARK_SHARED_DIR)
     try:
-        prepared = prepare_seeds(ctx.settings.data_dir, ctx.build_dir / "seeds")
+        prepared = prepare_seeds(ctx.settings.data_dir, seeds)
     except DataError as exc:
         log_file.write(f"{exc}\n")
         return StepOutcome(
             ok=False, error=f"the input data was rejected, nothing was loaded:\n{exc}", input_problems=rejected(exc)
         )
     log_file.write(f"input ok: {prepared.row_counts}\n")
-    facts = {"input_sha256": retries.input_digest(ctx.build_dir / "seeds")}
+    facts = {"input_sha256": retries.input_digest(seeds)}
     if ctx.retry is not None:
-        ctx.retry.decide(ctx.conn, ctx.build_dir / "seeds", ctx.run_id, ctx.settings)
+        ctx.retry.decide(ctx.conn, seeds, ctx.run_id, ctx.settings)
         ctx.record_retry()
         if ctx.retry.resumes:
             log_file.write(f"retry of run {ctx.retry.of}: its seeds and build schemas are reused\n")
@@ -124,13 +139,27 @@ def _resumable(ctx: StepContext, log_file: IO[str], step: str, args: list[str]) 
 
 def transfer(ctx: StepContext, log_file: IO[str]) -> StepOutcome:
     """Spark writes the tested mart as CSV files, Postgres COPYs them into the build schema
-    (api/core/mart/spark.py)."""
-    export_dir = ctx.build_dir / "mart-export"
-    outcome = ctx.dbt(spark.export_args(export_dir), log_file, "transfer")
-    if outcome.ok:
-        rows = spark.load_into_postgres(ctx.conn, export_dir, publish.BUILD_SUFFIX)
+    (api/core/mart/spark.py), only if they hold exactly the mart's row count on Spark."""
+    export_dir = exchange_dir(ctx.settings) / "mart-export"
+    counted: list[int] = []
+
+    def count(message: str) -> None:
+        if (rows := spark.exported_rows(message)) is not None:
+            counted.append(rows)
+
+    outcome = ctx.dbt(spark.export_args(export_dir), log_file, "transfer", on_message=count)
+    if not outcome.ok:
+        return outcome
+    try:
+        if not counted:
+            raise spark.ExportError("the export did not report the mart's row count on Spark; nothing was loaded")
+        rows = spark.load_into_postgres(ctx.conn, export_dir, publish.BUILD_SUFFIX, counted[-1])
+    except spark.ExportError as exc:
+        log_file.write(f"{exc}\n")
+        return StepOutcome(ok=False, error=str(exc))
+    finally:
         shutil.rmtree(export_dir, ignore_errors=True)
-        log_file.write(f"copied {rows} mart rows from Spark into marts{publish.BUILD_SUFFIX}\n")
+    log_file.write(f"copied {rows} mart rows from Spark into marts{publish.BUILD_SUFFIX}\n")
     return outcome
 
 

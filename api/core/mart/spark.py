@@ -18,6 +18,7 @@ with a comment saying where the tables are.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,10 +36,25 @@ def export_args(export_dir: Path) -> list[str]:
     return ["run-operation", "export_user_features", "--args", json.dumps({"path": str(export_dir.resolve())})]
 
 
+#: The line the export macro logs (dbt_project/macros/spark/export_user_features.sql): the mart's count(*) on
+#: Spark, counted by the driver, so it does not depend on where the executors wrote the files.
+EXPORTED = re.compile(r"^exported (\d+) rows of ")
+
+
+class ExportError(RuntimeError):
+    """The export cannot be trusted: missing, incomplete, or not the mart's row count. Nothing is loaded."""
+
+
+def exported_rows(message: str) -> int | None:
+    """The mart's row count on Spark, from one message of the export command (None: another message)."""
+    found = EXPORTED.match(message)
+    return int(found.group(1)) if found else None
+
+
 def exported_files(export_dir: Path) -> list[Path]:
     """The CSV part files of a complete export (Spark writes `_SUCCESS` last)."""
     if not (export_dir / "_SUCCESS").exists():
-        raise RuntimeError(f"the mart export in {export_dir} is incomplete (no _SUCCESS file from Spark)")
+        raise ExportError(f"the mart export in {export_dir} is incomplete (no _SUCCESS file from Spark)")
     return sorted(p for p in export_dir.iterdir() if p.name.startswith("part-"))
 
 
@@ -49,10 +65,20 @@ def _chunks(files: Iterable[Path]) -> Iterable[bytes]:
                 yield chunk
 
 
-def load_into_postgres(conn: psycopg.Connection, export_dir: Path, suffix: str) -> int:
+def load_into_postgres(conn: psycopg.Connection, export_dir: Path, suffix: str, expected_rows: int) -> int:
     """COPY the exported mart into `marts{suffix}.user_features` (created with the contract's columns and
-    types), creating the other build schemas empty; one transaction. Returns the number of rows loaded."""
+    types), creating the other build schemas empty; one transaction. Returns the number of rows loaded.
+
+    `expected_rows` is the mart's count(*) on Spark: unless the part files hold exactly that many rows, nothing
+    is committed and ExportError says why (an export written where this machine cannot see it leaves only
+    `_SUCCESS` here; an empty or partial mart must never be published)."""
     files = exported_files(export_dir)
+    if expected_rows > 0 and not files:
+        raise ExportError(
+            f"the mart has {expected_rows} rows on Spark, but its export in {export_dir} holds no part file: "
+            "Spark's executors wrote it where this machine cannot see it (SPARK_SHARED_DIR must be a folder "
+            "every Spark node and this machine see at the same path; docs/spark.md)"
+        )
     table = sql.Identifier(MART_SCHEMA + suffix, MART_TABLE)
     contract = mart_columns()
     columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in contract)
@@ -77,5 +103,11 @@ def load_into_postgres(conn: psycopg.Connection, export_dir: Path, suffix: str) 
                 for chunk in _chunks(files):
                     copy.write(chunk)
             rows = cur.rowcount
+        if rows != expected_rows:
+            raise ExportError(  # raised inside the transaction: the build schemas are rolled back
+                f"the mart has {expected_rows} rows on Spark, but its export in {export_dir} ({len(files)} part "
+                f"files) holds {rows}: a partial export (part files Spark wrote where this machine cannot see "
+                "them, or files changed while they were read); nothing was loaded"
+            )
         conn.execute(sql.SQL("analyze {}").format(table))
     return rows

@@ -2,7 +2,8 @@
     `dbt run-operation export_user_features --args '{path: /abs/dir}'` (DBT_TARGET=spark):
     Spark writes the tested mart as headerless CSV part files into `path` (replacing it), for
     Postgres to COPY (api/core/mart/spark.py). Nothing passes through the dbt process: the
-    executors write the files.
+    executors write the files. The mart's count(*) is then logged ("exported N rows of ..."):
+    the transfer step loads nothing unless the part files it finds hold exactly N rows.
 
     The columns are those of the mart's contract, in order, written so that Postgres reads
     them back as the same values:
@@ -48,7 +49,8 @@
     from {{ ref('user_features') }}
   {% endset %}
   {% do run_query(sql) %}
-  {{ log("exported " ~ ref('user_features') ~ " as CSV to " ~ path, info=true) }}
+  {%- set rows = run_query('select count(*) from ' ~ ref('user_features')).columns[0].values()[0] | int -%}
+  {{ log("exported " ~ rows ~ " rows of " ~ ref('user_features') ~ " as CSV to " ~ path, info=true) }}
 {% endmacro %}
 
 {#

@@ -12,6 +12,12 @@
       quotes, newlines inside quotes), as written by the validator, api/core/seeds/.
     - The path is the local file (file://): on a cluster DBT_SEEDS_DIR must be on a mount
       every executor sees (docs/spark.md).
+    - Safe to kill and retry: the data is written into `<seed>__seeding` first, and the old
+      table is dropped (and the new one renamed in) only after that write has succeeded, so a
+      file that cannot be read, a cancel or a kill leaves the old table as it was. What a
+      killed write leaves (a registered `__seeding` table here; its unregistered folder and
+      `_temporary` folders on disk, removed by api/core/dbt/spark_warehouse.py before each
+      seeding command) never blocks the next run.
     - The seed's result table is a sample of at most 10 loaded rows (`dbt seed --show`);
       its row count is counted by Spark.
 #}
@@ -34,6 +40,7 @@
   {%- set csv_path = model.original_file_path if model.original_file_path.startswith('/')
       else model.root_path ~ '/' ~ model.original_file_path -%}
   {%- set csv_view = identifier ~ '__csv' -%}
+  {%- set staging_relation = this.incorporate(path={'identifier': identifier ~ '__seeding'}, type='table') -%}
 
   {{ run_hooks(pre_hooks) }}
 
@@ -56,16 +63,23 @@
     )
   {%- endcall %}
 
-  {%- if old_relation is not none -%}
-    {{ adapter.drop_relation(old_relation) }}
-  {%- endif -%}
+  {% call statement('drop_leftover') -%}
+    drop table if exists {{ staging_relation }}
+  {%- endcall %}
   {% call statement('write_table') -%}
-    create table {{ target_relation }}
+    create table {{ staging_relation }}
     using {{ config.get('file_format') or 'parquet' }}
     as select * from {{ csv_view }}
   {%- endcall %}
   {% call statement('drop_csv_view') -%}
     drop view if exists {{ csv_view }}
+  {%- endcall %}
+  {#- the new data is in: only now does the old table go -#}
+  {%- if old_relation is not none -%}
+    {{ adapter.drop_relation(old_relation) }}
+  {%- endif -%}
+  {% call statement('swap_in') -%}
+    alter table {{ staging_relation }} rename to {{ target_relation }}
   {%- endcall %}
 
   {%- set rows_affected = run_query('select count(*) from ' ~ target_relation).columns[0].values()[0] | int -%}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.config import DBT_PROJECT_DIR, Settings
 from api.core.db.database import Database
-from api.core.dbt.env import dbt_env, dev_suffix, process_env, profile_env
+from api.core.dbt.env import dbt_env, dev_suffix, process_env, profile_env, spark_defaults, spark_env
 from api.core.job.execution import build_env
 
 
@@ -16,7 +16,9 @@ def test_dbt_env_selects_the_engine(tmp_path):
     spark = Settings(state_dir=tmp_path, dbt_target="spark", spark_master="spark://h:7077")
     env = dbt_env(spark, db, seeds_dir=tmp_path / "seeds", suffix="")
     assert env["DBT_TARGET"] == "spark" and env["SPARK_MASTER"] == "spark://h:7077"
-    assert env["DBT_SPARK_DIR"] == str(tmp_path / "spark"), "the warehouse lives under STATE_DIR"
+    assert env["DBT_SPARK_DIR"] == str(tmp_path / "spark"), "the metastore lives under STATE_DIR"
+    assert env["DBT_SPARK_WAREHOUSE_DIR"] == str(tmp_path / "spark" / "warehouse"), "and so does the warehouse"
+    assert build_env(spark, db)["DBT_SEEDS_DIR"] == str(tmp_path / "spark" / "shared" / "build" / "seeds")
     assert build_env(spark, db)["DBT_SCHEMA_SUFFIX"] == "", "Spark builds in place; the swap happens in Postgres"
     assert build_env(Settings(state_dir=tmp_path), db)["DBT_SCHEMA_SUFFIX"] == "__build"
 
@@ -67,3 +69,30 @@ def test_the_cli_builds_on_the_dev_target_and_its_suffix_is_never_empty(tmp_path
     assert dev_suffix() == "__dev", "an empty suffix would be the published schemas"
     monkeypatch.setenv("DBT_SCHEMA_SUFFIX", "__alice")
     assert dev_suffix() == "__alice"
+
+
+def test_spark_warehouse_and_metastore_come_from_the_settings_then_spark_defaults(tmp_path, monkeypatch):
+    """SPARK_WAREHOUSE_DIR wins; else spark-defaults.conf's (the profile's parameters would override it, so the
+    value is passed on); else STATE_DIR. A metastore database set there is used instead of Derby."""
+    monkeypatch.delenv("SPARK_HOME", raising=False)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf))
+    spark = Settings(state_dir=tmp_path, dbt_target="spark")
+    derby = f"jdbc:derby:;databaseName={tmp_path}/spark/metastore_db;create=true"
+    assert spark_env(spark)["DBT_SPARK_METASTORE_URL"] == derby, "no spark-defaults.conf: Derby"
+    (conf / "spark-defaults.conf").write_text(
+        "# a comment\n"
+        "spark.sql.warehouse.dir      hdfs://nn:8020/warehouse\n"
+        "spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:postgresql://meta/hive\n"
+        "spark.driver.host: 10.0.0.5\n"
+    )
+    assert spark_defaults()["spark.driver.host"] == "10.0.0.5"
+    env = spark_env(spark)
+    assert env["DBT_SPARK_WAREHOUSE_DIR"] == "hdfs://nn:8020/warehouse"
+    assert env["DBT_SPARK_METASTORE_URL"] == "jdbc:postgresql://meta/hive"
+    shared = Settings(
+        state_dir=tmp_path, dbt_target="spark", spark_warehouse_dir="/mnt/shared/wh", spark_shared_dir="/mnt/shared/x"
+    )
+    assert spark_env(shared)["DBT_SPARK_WAREHOUSE_DIR"] == "/mnt/shared/wh", "SPARK_WAREHOUSE_DIR wins"
+    assert build_env(shared, Database("postgresql://u:p@h:5/d"))["DBT_SEEDS_DIR"] == "/mnt/shared/x/build/seeds"

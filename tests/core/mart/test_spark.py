@@ -34,7 +34,7 @@ def export(tmp_path, *parts: str, complete: bool = True):
 def test_export_is_copied_into_the_build_schema_with_nulls_quotes_and_arrays(database, tmp_path):
     folder = export(tmp_path, PART_1, PART_2)
     with database.connect() as conn:
-        assert spark_mart.load_into_postgres(conn, folder, "__r7") == 3
+        assert spark_mart.load_into_postgres(conn, folder, "__r7", 3) == 3
         schemas = {r[0] for r in conn.execute("select nspname from pg_namespace").fetchall()}
     assert {s + "__r7" for s in BUILD_SCHEMAS} <= schemas, "publish needs every build schema"
     rows = mart_rows(database, "marts__r7")
@@ -50,10 +50,10 @@ def test_export_is_copied_into_the_build_schema_with_nulls_quotes_and_arrays(dat
 
 def test_a_second_load_replaces_the_table_and_publish_swaps_it_in(database, tmp_path):
     with database.connect() as conn:
-        spark_mart.load_into_postgres(conn, export(tmp_path, PART_1, PART_2), BUILD_SUFFIX)
+        spark_mart.load_into_postgres(conn, export(tmp_path, PART_1, PART_2), BUILD_SUFFIX, 3)
         (tmp_path / "again").mkdir()
         again = export(tmp_path / "again", PART_2)
-        assert spark_mart.load_into_postgres(conn, again, BUILD_SUFFIX) == 1
+        assert spark_mart.load_into_postgres(conn, again, BUILD_SUFFIX, 1) == 1
         conn.execute("select pg_advisory_lock(%s, %s)", (locks.LOCK_CLASS, locks.RUN_LOCK))  # as a run holds it
         publish(conn, BUILD_SUFFIX, "r8")
         comment = conn.execute("select obj_description('raw'::regnamespace)").fetchone()[0]
@@ -64,8 +64,8 @@ def test_a_second_load_replaces_the_table_and_publish_swaps_it_in(database, tmp_
 def test_an_incomplete_export_is_refused_and_loads_nothing(database, tmp_path):
     folder = export(tmp_path, PART_1, complete=False)
     with database.connect(row_factory=dict_row) as conn:
-        with pytest.raises(RuntimeError, match="incomplete"):
-            spark_mart.load_into_postgres(conn, folder, "__r9")
+        with pytest.raises(spark_mart.ExportError, match="incomplete"):
+            spark_mart.load_into_postgres(conn, folder, "__r9", 2)
         assert conn.execute("select to_regclass('marts__r9.user_features') as t").fetchone()["t"] is None
 
 
@@ -73,5 +73,31 @@ def test_a_malformed_export_rolls_back(database, tmp_path):
     folder = export(tmp_path, PART_1 + "4,Dave,not-a-date\n")
     with database.connect(row_factory=dict_row) as conn:
         with pytest.raises(psycopg.errors.DataError):
-            spark_mart.load_into_postgres(conn, folder, "__r10")
+            spark_mart.load_into_postgres(conn, folder, "__r10", 3)
         assert conn.execute("select to_regclass('marts__r10.user_features') as t").fetchone()["t"] is None
+
+
+def test_an_export_without_part_files_is_refused_when_the_mart_has_rows(database, tmp_path):
+    """What a cluster whose executors write on their own disks leaves on the driver's side: `_SUCCESS` only."""
+    folder = export(tmp_path)
+    with database.connect(row_factory=dict_row) as conn:
+        with pytest.raises(spark_mart.ExportError, match=r"has 40 rows on Spark, but .* holds no part file"):
+            spark_mart.load_into_postgres(conn, folder, "__r11", 40)
+        assert conn.execute("select to_regclass('marts__r11.user_features') as t").fetchone()["t"] is None
+        assert spark_mart.load_into_postgres(conn, folder, "__r12", 0) == 0, "an empty mart exports no part file"
+
+
+def test_a_partial_export_is_refused_and_rolled_back(database, tmp_path):
+    folder = export(tmp_path, PART_1, PART_2)
+    (folder / "part-00001-abc-c000.csv").unlink()  # one executor's part lost
+    with database.connect(row_factory=dict_row) as conn:
+        with pytest.raises(spark_mart.ExportError, match=r"has 3 rows on Spark, but .* \(1 part files\) holds 2"):
+            spark_mart.load_into_postgres(conn, folder, "__r13", 3)
+        assert conn.execute("select to_regclass('marts__r13.user_features') as t").fetchone()["t"] is None
+        assert conn.execute("select to_regnamespace('raw__r13') as s").fetchone()["s"] is None
+
+
+def test_the_export_macros_count_is_read_from_its_message():
+    assert spark_mart.exported_rows("exported 40 rows of `marts`.`user_features` as CSV to /x") == 40
+    assert spark_mart.exported_rows("exported 0 rows of `marts`.`user_features` as CSV to /x") == 0
+    assert spark_mart.exported_rows("Running with dbt=1.11.0") is None
