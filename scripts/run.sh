@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/_setup.sh
 source "$ROOT/scripts/_setup.sh"
 if [ -z "${DATABASE_URL:-}" ]; then
-  echo "run: DATABASE_URL is unset: using the embedded Postgres in ${STATE_DIR:-$ROOT/.state}/pg"
+  echo "run: DATABASE_URL is unset: using the embedded Postgres in ${STATE_DIR:-$ROOT/.state}/pg (as root, maybe moved: the server says where)"
 fi
 echo "run: serving the API on http://${HOST:-127.0.0.1}:${PORT:-8000} (try: curl -X POST localhost:${PORT:-8000}/trigger)"
 exec "$VENV_DIR/bin/python" -m api.cli serve
