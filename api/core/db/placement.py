@@ -49,7 +49,7 @@ def trusted_base(base: Path, uid: int, gid: int) -> Path:
     not writable by another user (sticky folders such as /tmp excepted above it), and passable by `uid`."""
     base = base.absolute()
     if not base.exists():
-        base.mkdir(parents=True, mode=0o755)
+        base.mkdir(parents=True, mode=0o755, exist_ok=True)  # another process may make it meanwhile
         os.chmod(base, 0o755)  # noqa: S103 - passable by all; written by root only
     for folder in [*reversed(base.parents), base]:
         info = folder.lstat()
