@@ -95,7 +95,7 @@ def test_a_data_directory_made_with_trust_auth_is_upgraded_on_start(pg_tmp):
 
     above = {p: p.stat().st_mode for p in _bin_dir().parents}
     server = EmbeddedPostgres(pg_tmp / "state", port=free_port())
-    server.pgdata.mkdir(parents=True)
+    server._prepare_root()  # STATE_DIR/pg as this version lays it out, whatever the umask
     server._init()  # initdb --auth=trust, as the server's OS user
     if server.os_user:
         import shutil
@@ -107,7 +107,8 @@ def test_a_data_directory_made_with_trust_auth_is_upgraded_on_start(pg_tmp):
     subprocess.run(
         [pg_ctl, "-D", str(server.pgdata), "-o", f"-p {server.port} -c listen_addresses=127.0.0.1",
          "-l", str(server.logfile), "-w", "start"],
-        user=server.os_user, check=True, capture_output=True,
+        check=True, capture_output=True,
+        **({"user": server.os_user, "group": server._server_ids()[1], "extra_groups": []} if server.os_user else {}),
     )  # fmt: skip
     open_url = f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
     psycopg.connect(open_url).close()  # the hole
