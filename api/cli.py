@@ -151,7 +151,7 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
     # On Spark, Postgres is only needed for the run lock (writing commands never overlap an API run).
     needs_postgres = not spark or command in WRITING_COMMANDS
     with (
-        open_database(_database_url(settings), settings.state_dir, settings.pg_port)
+        open_database(_database_url(settings), settings.state_dir, settings.pg_port, settings.pg_server_dir)
         if needs_postgres
         else contextlib.nullcontext()
     ) as db:
@@ -196,7 +196,7 @@ def cmd_publish(settings: Settings, args: list[str]) -> int:
             f"use `scripts/dbt.sh build {PUBLISH_OPTION}` (got: {' '.join(args)})"
         )
         return 2
-    with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
+    with open_database(_database_url(settings), settings.state_dir, settings.pg_port, settings.pg_server_dir) as db:
         _say(f"build {PUBLISH_OPTION} on {db.display_url}, input {settings.data_dir}: a run, as POST /trigger starts")
         try:
             run = run_in_foreground(settings, db, cli_trigger(f"scripts/dbt.sh build {PUBLISH_OPTION}"), _say)
@@ -218,7 +218,7 @@ def cmd_db(settings: Settings, action: str) -> int:
     if settings.database_url and action != "url":
         print("db: DATABASE_URL is set, so there is no embedded Postgres to control", file=sys.stderr)
         return 1
-    server = EmbeddedPostgres(settings.state_dir, settings.pg_port)
+    server = EmbeddedPostgres(settings.state_dir, settings.pg_port, settings.pg_server_dir)
     if action == "start":
         port, started = server.start()
         server.pin()
@@ -242,7 +242,7 @@ def cmd_psql(settings: Settings, args: list[str]) -> int:
     password in psql's environment, never on its command line (api/core/db/psql.py)."""
     from api.core.db.psql import run_psql
 
-    with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
+    with open_database(_database_url(settings), settings.state_dir, settings.pg_port, settings.pg_server_dir) as db:
         print(f"psql: {db.display_url}", file=sys.stderr)
         return run_psql(db, args)
 
@@ -251,7 +251,7 @@ def _running_database(settings: Settings) -> Database | None:
     """DATABASE_URL's database, or the embedded Postgres while it runs (None when it does not)."""
     if settings.database_url:
         return Database(settings.database_url.get_secret_value())
-    server = EmbeddedPostgres(settings.state_dir, settings.pg_port)
+    server = EmbeddedPostgres(settings.state_dir, settings.pg_port, settings.pg_server_dir)
     port = server.running_port()
     return None if port is None else Database(server.url(port), embedded=True)
 
@@ -278,7 +278,7 @@ def cmd_query(settings: Settings, limit: int) -> int:
     from api.core.mart.contract import MART
     from api.core.mart.read import MartNotReady, read_features
 
-    with open_database(_database_url(settings), settings.state_dir, settings.pg_port) as db:
+    with open_database(_database_url(settings), settings.state_dir, settings.pg_port, settings.pg_server_dir) as db:
         try:
             rows, total = read_features(db, limit, 0)
         except MartNotReady as exc:

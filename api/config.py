@@ -14,6 +14,8 @@ from croniter import croniter
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.core.db.placement import DEFAULT_SERVER_DIR
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 #: The shortest API_TOKEN accepted (secrets.token_urlsafe(32) makes 43 characters).
@@ -47,6 +49,10 @@ class Settings(BaseSettings):
     runs_keep: int = Field(default=1000, ge=1, description="runs kept in ops.runs and STATE_DIR/runs")
     log_level: str = "info"
     pg_port: int | None = Field(default=None, description="port of the embedded Postgres; unset: a free one")
+    pg_server_dir: Path = Field(
+        default=DEFAULT_SERVER_DIR,
+        description="as root: where the embedded Postgres' data and programs go when its OS user cannot reach them",
+    )
     dbt_threads: int = Field(default=4, ge=1)
     run_timeout: float = Field(default=3600, gt=0, description="seconds; a run still going then is cancelled")
     dbt_target: Literal["default", "spark"] = Field(

@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("API_TOKEN is not set: every endpoint is open to anyone who can reach %s", settings.host)
         with ExitStack() as stack:
             url = settings.database_url.get_secret_value() if settings.database_url else None
-            db = stack.enter_context(open_database(url, settings.state_dir, settings.pg_port))
+            db = stack.enter_context(open_database(url, settings.state_dir, settings.pg_port, settings.pg_server_dir))
             redact_logs(_secrets(settings, db.url))
             log.info(
                 "database: %s%s; DATA_DIR %s; dbt target %s; STATE_DIR %s",

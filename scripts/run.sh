@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/_setup.sh
 source "$ROOT/scripts/_setup.sh"
 if [ -z "${DATABASE_URL:-}" ]; then
-  echo "run: DATABASE_URL is unset: using the embedded Postgres in ${STATE_DIR:-$ROOT/.state}/pg"
+  echo "run: DATABASE_URL is unset: using the embedded Postgres in ${STATE_DIR:-$ROOT/.state}/pg (as root, maybe moved: the server says where)"
 fi
 scheme=http
 if [ -n "${TLS_CERTFILE:-}" ] || [ -n "${TLS_KEYFILE:-}" ]; then scheme=https; fi

@@ -59,6 +59,22 @@ def server_folder(fallback: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pg_server_dir() -> Iterator[None]:
+    """As root, PG_SERVER_DIR (where the embedded Postgres' files and a copy of its programs go when its OS user
+    cannot pass a folder above them, e.g. in a checkout under /root) is a folder of this session's, removed at its
+    end, for this process and the subprocesses it starts: nothing is left in /var/lib/features-mart."""
+    if os.geteuid() != 0:
+        yield
+        return
+    from api.core.db import placement
+
+    with server_folder(Path()) as folder, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(placement, "DEFAULT_SERVER_DIR", folder / "server-dir")
+        patch.setenv("PG_SERVER_DIR", str(folder / "server-dir"))
+        yield
+
+
 @pytest.fixture
 def pg_tmp(tmp_path) -> Iterator[Path]:
     """Like tmp_path, for the STATE_DIR of an embedded Postgres (see `server_folder`)."""

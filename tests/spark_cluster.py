@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from api.core.db.embedded import free_port
+from api.core.db.port import free_port
 
 #: How long the master and the workers have to come up (JVM start-ups on a busy two-core machine).
 START_SECONDS = 180

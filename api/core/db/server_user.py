@@ -59,7 +59,7 @@ def prepare_root(root: Path, logfile: Path, os_user: str | None, bin_dir: Path) 
                 f"the embedded Postgres runs as OS user {os_user}, which cannot pass through {blocked} "
                 f"(mode {mode:04o}) to reach {what} in {target}. Folders above are never widened for you: "
                 f"put STATE_DIR (or the project) under a folder it can pass through (e.g. STATE_DIR="
-                f"/var/lib/features-mart), or allow it yourself (chmod o+x {blocked}), or set DATABASE_URL."
+                f"/srv/features-mart/state), or allow it yourself (chmod o+x {blocked}), or set DATABASE_URL."
             )
     safe_files.create_for(logfile, uid, gid)
 
