@@ -249,3 +249,16 @@ def served_api(settings, tmp_path) -> Iterator[str]:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         log.close()
+
+
+@pytest.fixture
+def holder(database):
+    """An active run of "another process" (it holds the run lock): queued runs wait for it."""
+    from api.core.db.migrations import migrate
+    from api.core.job.steps import step_names
+    from api.core.runs import lock
+
+    migrate(database)
+    handle = lock.start_run(database, {"source": "another process"}, step_names("default"))
+    yield handle
+    handle.release()

@@ -13,24 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from api.core.db.migrations import migrate
 from api.core.job.steps import step_names
-from api.core.runs import history, lock
+from api.core.runs import history
 from api.main import create_app
 from tests.conftest import LOCAL, wait_until
 
 V2 = "/api/v2/accounts/1"
 TOKEN = "cloud-test-token-of-at-least-32-characters"
 STEPS = step_names("default")
-
-
-@pytest.fixture
-def holder(database):
-    """An active run of "another process": the queue's runs wait for it."""
-    migrate(database)
-    handle = lock.start_run(database, {"source": "another process"}, STEPS)
-    yield handle
-    handle.release()
 
 
 @pytest.fixture

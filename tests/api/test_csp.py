@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from api.csp import inline_script_hashes
-from tests.api.test_page import chromium, servers  # noqa: F401 - fixtures
+from tests.api.test_page import servers  # noqa: F401 - a fixture
 from tests.reliability.conftest import trigger_and_wait
 
 
@@ -51,7 +51,7 @@ def _violations(page) -> list[str]:
 
 @pytest.mark.timeout(600)
 @pytest.mark.slow
-def test_pages_cannot_be_framed_and_report_no_csp_violation_in_chromium(servers, chromium, tmp_path):  # noqa: F811
+def test_pages_cannot_be_framed_and_report_no_csp_violation_in_chromium(servers, chromium, tmp_path):  # noqa: F811 - servers
     api = servers()
     run = trigger_and_wait(api.client)
     assert run["status"] == "success", run["error"]

@@ -133,20 +133,6 @@ CONTRAST = """() => {
 
 
 @pytest.fixture
-def chromium() -> Iterator:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    path = shutil.which("chromium")
-    if not path:
-        pytest.skip("chromium is not installed (scripts/test.sh installs it as root)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
 def servers(settings, tmp_path) -> Iterator[ApiServers]:
     """API subprocesses (uvicorn), stopped at the end."""
     started = ApiServers(settings, tmp_path)

@@ -5,8 +5,6 @@ makes no request to any other host."""
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,20 +33,6 @@ def test_every_asset_is_served_with_its_type_and_names_no_font_host(client):
         answer = client.get(f"/docs-assets/{name}")
         assert answer.status_code == 200 and answer.headers["content-type"].split(";")[0] == media, name
     assert client.get("/docs-assets/swagger-ui.css").text.count("fonts.googleapis") == 0
-
-
-@pytest.fixture
-def chromium() -> Iterator:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    path = shutil.which("chromium")
-    if not path:
-        pytest.skip("chromium is not installed (scripts/test.sh installs it as root)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ import threading
 
 import pytest
 
-from api.core.db.migrations import migrate
 from api.core.job.steps import step_names
 from api.core.runs import history, lock, queue
 from api.core.runs.lock import RunHandle
@@ -34,14 +33,6 @@ class Waiter:
 
 def _finish(handle: RunHandle) -> None:
     handle.update(status="success", final=True)
-    handle.release()
-
-
-@pytest.fixture
-def holder(database):
-    migrate(database)
-    handle = lock.start_run(database, {"source": "another process"}, STEPS)
-    yield handle
     handle.release()
 
 
