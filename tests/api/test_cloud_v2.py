@@ -20,7 +20,7 @@ from api.main import create_app
 from tests.conftest import LOCAL, wait_until
 
 V2 = "/api/v2/accounts/1"
-TOKEN = "cloud-test-token"
+TOKEN = "cloud-test-token-long-enough-to-be-accepted"  # API_TOKEN needs >= 32 characters
 STEPS = step_names("default")
 
 
