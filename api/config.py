@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         default=None, description="PEM certificate (chain): serve HTTPS (with TLS_KEYFILE)"
     )
     tls_keyfile: Path | None = Field(default=None, description="PEM private key of TLS_CERTFILE")
+    openlineage_url: str | None = Field(
+        default=None, description="send OpenLineage run events over HTTP to this URL (the client adds /api/v1/lineage)"
+    )
+    openlineage_config: Path | None = Field(
+        default=None, description="openlineage-python's YAML config file (any of its transports); wins over the URL"
+    )
+    openlineage_namespace: str = Field(default="features-mart", min_length=1, description="the jobs' namespace")
     dbt_cloud_account_id: int = Field(
         default=1,
         ge=1,

@@ -25,7 +25,7 @@ from typing import IO, Any
 import psycopg
 
 from api.config import Settings
-from api.core import webhooks
+from api.core import lineage, webhooks
 from api.core.db.database import Database
 from api.core.dbt import failures as failure_report
 from api.core.dbt.client import DbtWorker
@@ -152,6 +152,7 @@ class RunExecution:
         started = time.monotonic()
         log.info("run %s started (trigger: %s)", self.run_id, self.trigger_source)
         webhooks.run_event(self.settings, self.db, "run.started", self.run_id)  # never blocks
+        lineage_id = lineage.job_started(self.settings, self.run_id, self.db.url)  # never blocks either
         with Watchdog(self.db, self.run_id, self.settings.run_timeout, self.cancel):
             try:
                 for index, step in enumerate(self.plan):
@@ -216,6 +217,7 @@ class RunExecution:
             f": {first_line[0]}" if first_line else "",
         )  # fmt: skip
         webhooks.run_event(self.settings, self.db, webhooks.FINISHED_EVENT.get(status, "run.failed"), self.run_id)
+        lineage.job_finished(self.settings, self.run_id, lineage_id, self.run_dir, status, error, self.db.url)
         log_file.write(f"run {self.run_id} {status}\n" + (f"{error}\n" if error else ""))
         log_file.close()
 
