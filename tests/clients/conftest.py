@@ -22,7 +22,7 @@ from api.config import REPO_ROOT
 from tests.reliability.conftest import ApiServer
 
 HERE = Path(__file__).parent
-TOKEN = "clients-tier-token-of-at-least-32-characters"
+TOKEN = "clients-tier-test-token-long-enough-to-be-accepted"
 
 
 def venvs_dir() -> Path:
