@@ -195,4 +195,4 @@ def test_random_data_on_spark_moves_to_postgres_with_the_same_types_and_values(s
             ).fetchall()
 
     contract = [(c.name, c.pg_type) for c in mart_columns()]
-    assert column_types("marts__spark") == column_types("marts") == contract
+    assert column_types("marts__spark") == column_types("marts__dev") == contract
