@@ -160,7 +160,7 @@ def cmd_dbt(settings: Settings, args: list[str]) -> int:
             return 1
         schemas = ", ".join(s + suffix for s in BUILD_SCHEMAS)
         audit = "audit" if spark else f"audit{suffix}"
-        warehouse = warehouse_location(settings)
+        warehouse = warehouse_location(settings) if spark else ""  # spark-defaults.conf read on Spark only
         where = f"Spark ({settings.spark_master}, warehouse {warehouse})" if spark else db.display_url
         _say(f"dbt {' '.join(args)} on {where}: schemas {schemas}; test failures in {audit}")
         env = dbt_env(settings, db, seeds_dir=seeds, suffix=suffix, dev=True)

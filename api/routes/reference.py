@@ -12,8 +12,10 @@ from pathlib import Path
 import fastapi_offline
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 
+from api.config import Settings
 from api.csp import redoc_policy, swagger_policy
 from api.deps import BearerCredentials, BrowserAuthorized, SettingsDep, login_redirect
 
@@ -31,37 +33,46 @@ _PREFIX = "/docs-assets/"
 TITLE = "features-mart API"
 
 
+#: Both pages are the same for every request: built once, each with its Content-Security-Policy.
+_SWAGGER = get_swagger_ui_html(
+    openapi_url="/openapi.json",
+    title=TITLE,
+    swagger_js_url=_PREFIX + "swagger-ui-bundle.js",
+    swagger_css_url=_PREFIX + "swagger-ui.css",
+    swagger_favicon_url=_PREFIX + "favicon.png",
+    swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
+).body
+_REDOC = get_redoc_html(
+    openapi_url="/openapi.json",
+    title=TITLE,
+    redoc_js_url=_PREFIX + "redoc.standalone.js",
+    redoc_favicon_url=_PREFIX + "favicon.png",
+    with_google_fonts=False,
+).body
+_PAGES = {
+    "/docs": (_SWAGGER, swagger_policy(bytes(_SWAGGER).decode())),
+    "/redoc": (_REDOC, redoc_policy()),
+}
+
+
+def _page(
+    path: str, request: Request, settings: Settings, credentials: HTTPAuthorizationCredentials | None
+) -> Response:
+    """The page at `path`, or the login form's redirect for a browser without a session."""
+    html, policy = _PAGES[path]
+    return login_redirect(request, settings, credentials, path) or HTMLResponse(
+        html, headers={"Content-Security-Policy": policy}
+    )
+
+
 @router.get("/docs")
 def swagger(request: Request, settings: SettingsDep, credentials: BearerCredentials) -> Response:
-    redirect = login_redirect(request, settings, credentials, "/docs")
-    if redirect:
-        return redirect
-    page = get_swagger_ui_html(
-        openapi_url="/openapi.json",
-        title=TITLE,
-        swagger_js_url=_PREFIX + "swagger-ui-bundle.js",
-        swagger_css_url=_PREFIX + "swagger-ui.css",
-        swagger_favicon_url=_PREFIX + "favicon.png",
-        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
-    )
-    page.headers["Content-Security-Policy"] = swagger_policy(page.body.decode())
-    return page
+    return _page("/docs", request, settings, credentials)
 
 
 @router.get("/redoc")
 def redoc(request: Request, settings: SettingsDep, credentials: BearerCredentials) -> Response:
-    redirect = login_redirect(request, settings, credentials, "/redoc")
-    if redirect:
-        return redirect
-    page = get_redoc_html(
-        openapi_url="/openapi.json",
-        title=TITLE,
-        redoc_js_url=_PREFIX + "redoc.standalone.js",
-        redoc_favicon_url=_PREFIX + "favicon.png",
-        with_google_fonts=False,
-    )
-    page.headers["Content-Security-Policy"] = redoc_policy()
-    return page
+    return _page("/redoc", request, settings, credentials)
 
 
 @router.get(_PREFIX + "{name}", dependencies=BrowserAuthorized)
