@@ -3,7 +3,8 @@
 serve            run the API (uvicorn) on HOST:PORT; embedded Postgres when DATABASE_URL is unset
 dbt ARGS...      run any dbt command against the database (what scripts/dbt.sh calls)
 db start|stop|restart|url   control the embedded Postgres (start keeps it running until stop; url holds
-                            its password: for a program's settings, not for logs)
+                            its password: for a program's settings, not for logs; url --admin: the superuser's,
+                            for setting up only: dbt and the API use the app role, api/core/db/roles.py)
 db psql [ARGS...]           psql on the current database, the password in its environment (scripts/psql.sh)
 query [--limit N]           print the features mart as a table
 env [--connection]          print dbt's environment for the current database as shell `export` lines (holds
@@ -214,7 +215,7 @@ def cmd_publish(settings: Settings, args: list[str]) -> int:
     return 0 if status == "success" else 1
 
 
-def cmd_db(settings: Settings, action: str) -> int:
+def cmd_db(settings: Settings, action: str, admin: bool = False) -> int:
     if settings.database_url and action != "url":
         print("db: DATABASE_URL is set, so there is no embedded Postgres to control", file=sys.stderr)
         return 1
@@ -233,7 +234,10 @@ def cmd_db(settings: Settings, action: str) -> int:
         if db is None:
             print("db: the embedded Postgres is not running (scripts/run.sh starts it)", file=sys.stderr)
             return 1
-        print(db.url if db.embedded else db.display_url)
+        if admin and db.embedded:
+            print(server.url(int(db.params["port"]), "postgres", admin=True))
+        else:
+            print(db.url if db.embedded else db.display_url)
     return 0
 
 
@@ -314,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     dbt.add_argument("args", nargs=argparse.REMAINDER)
     db = sub.add_parser("db", help="control the embedded Postgres")
     db.add_argument("action", choices=["start", "stop", "restart", "url", "psql"])
+    db.add_argument("--admin", action="store_true", help="url: the superuser's (for setting up only)")
     query = sub.add_parser("query", help="print the features mart")
     query.add_argument("--limit", type=int, default=1000)
     env = sub.add_parser("env", help="print dbt's environment as shell export lines")
@@ -350,7 +355,7 @@ def _dispatch(settings: Settings, ns: argparse.Namespace) -> int:
         return cmd_psql(settings, ns.args)
     if ns.command == "db":
         try:
-            return cmd_db(settings, ns.action)
+            return cmd_db(settings, ns.action, ns.admin)
         except DatabaseError as exc:
             print(f"db: {exc}", file=sys.stderr)
             return 1

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from api.cloud_views import install_errors
 from api.config import Settings, get_settings
 from api.core.db.database import open_database
+from api.core.db.roles import superuser_warning
 from api.core.job.runner import JobRunner
 from api.core.metrics import RequestMetrics, RunCollector
 from api.core.scheduler import Scheduler
@@ -84,6 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )  # fmt: skip
             runner = JobRunner(settings, db)
             runner.startup()  # the ops schema's migrations first (api/core/db/migrations.py)
+            with db.connect() as conn:
+                if warning := superuser_warning(conn):
+                    log.warning("DATABASE_URL: %s", warning)
             if settings.webhook_url_list and not settings.webhook_secret:
                 log.warning("WEBHOOK_URLS is set without WEBHOOK_SECRET: deliveries are sent unsigned")
             app.state.settings, app.state.db, app.state.runner = settings, db, runner

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build the image and start Postgres + the app with Docker Compose, then wait until the app is healthy.
 # Usage: scripts/docker-up.sh [--timeout SECONDS]   (default 180)
-# Creates .env from .env.example with a random POSTGRES_PASSWORD and API_TOKEN when .env is missing (and adds
-# an API_TOKEN to an older .env that has none); refuses to while the stack's database volume exists (that
-# database keeps the password of the .env that is gone). Compose v2 (`docker compose`) or v1 (`docker-compose`).
+# Creates .env from .env.example with a random POSTGRES_PASSWORD, APP_DB_PASSWORD and API_TOKEN when .env is
+# missing (and adds an API_TOKEN or APP_DB_PASSWORD to an older .env without one; for the latter it sets the app's
+# role up in the existing database); refuses to while the stack's database volume exists (that database keeps
+# the passwords of the .env that is gone). Compose v2 (`docker compose`) or v1 (`docker-compose`).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,13 +40,12 @@ random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 if [[ ! -f .env ]]; then
     volume="$(compose_volume "$ROOT" pgdata)"
     if [[ -n "$volume" ]]; then
-        die "there is no .env, but the database volume '$volume' exists: its database keeps the POSTGRES_PASSWORD of the .env that is gone, and a new random one would lock the app out. Put that .env back (or cp .env.example .env and set the old POSTGRES_PASSWORD and an API_TOKEN), or delete the database and start afresh with scripts/docker-down.sh --volumes (its data is lost); then re-run"
+        die "there is no .env, but the database volume '$volume' exists: its database keeps the passwords (POSTGRES_PASSWORD, APP_DB_PASSWORD) of the .env that is gone, and new random ones would lock the app out. Put that .env back (or cp .env.example .env and set the old passwords and an API_TOKEN), or delete the database and start afresh with scripts/docker-down.sh --volumes (its data is lost); then re-run"
     fi
-    echo "creating .env from .env.example with a random POSTGRES_PASSWORD and API_TOKEN"
-    password="$(random_hex 16)"
-    token="$(random_hex 32)"
-    (umask 077 && sed -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=${password}/" \
-        -e "s/^API_TOKEN=.*/API_TOKEN=${token}/" .env.example >.env)
+    echo "creating .env from .env.example with a random POSTGRES_PASSWORD, APP_DB_PASSWORD and API_TOKEN"
+    (umask 077 && sed -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(random_hex 16)/" \
+        -e "s/^APP_DB_PASSWORD=.*/APP_DB_PASSWORD=$(random_hex 16)/" \
+        -e "s/^API_TOKEN=.*/API_TOKEN=$(random_hex 32)/" .env.example >.env)
 else
     if grep -qx 'POSTGRES_PASSWORD=change-me' .env; then
         echo "warning: POSTGRES_PASSWORD in .env is still the placeholder 'change-me'; set a real one" >&2
@@ -56,6 +56,27 @@ else
     elif grep -qx 'API_TOKEN=change-me' .env; then
         echo "warning: API_TOKEN in .env is still the placeholder 'change-me', which the API refuses (fewer than 32 characters); set a real one" >&2
     fi
+    if ! grep -q '^APP_DB_PASSWORD=.' .env; then
+        echo "adding a random APP_DB_PASSWORD to .env (the app logs in as a role of its own, not the superuser)"
+        (umask 077 && echo "APP_DB_PASSWORD=$(random_hex 16)" >>.env)
+        [[ -z "$(compose_volume "$ROOT" pgdata)" ]] || setup_role=1
+    elif grep -qx 'APP_DB_PASSWORD=change-me' .env; then
+        echo "warning: APP_DB_PASSWORD in .env is still the placeholder 'change-me'; set a real one" >&2
+    fi
+fi
+
+if [[ "${setup_role:-}" = 1 ]]; then
+    # A database made before the app had a role of its own: the postgres image sets roles up only on a new
+    # volume, so run its init script now (docker/postgres-init/app-role.sh; as the superuser, on the local socket).
+    echo "setting up the app's role in the existing database (docker/postgres-init/app-role.sh)"
+    "${compose[@]}" up -d db
+    deadline=$((SECONDS + timeout))
+    until "${compose[@]}" exec -T db sh -c 'pg_isready -q -U "$POSTGRES_USER"' 2>/dev/null; do
+        ((SECONDS < deadline)) || die "the db service did not accept connections within ${timeout}s; see '${compose[*]} logs db'"
+        sleep 2
+    done
+    "${compose[@]}" exec -T db sh /docker-entrypoint-initdb.d/app-role.sh \
+        || die "setting up the app's role failed (output above); fix the cause and re-run scripts/docker-up.sh"
 fi
 
 echo "building the image and starting db + app (${compose[*]} up -d --build)"
@@ -74,7 +95,7 @@ while :; do
             logs="$("${compose[@]}" logs --tail 50 app 2>&1 || true)"
             echo "$logs" >&2
             if grep -q 'password authentication failed' <<<"$logs"; then
-                die "the app is '${state}': the database refuses the POSTGRES_PASSWORD of .env (logs above). Its volume was created with another one: put that one back in .env, or delete the database with scripts/docker-down.sh --volumes (its data is lost), then re-run scripts/docker-up.sh"
+                die "the app is '${state}': the database refuses the APP_DB_PASSWORD of .env (logs above). Its volume was created with another one: put that one back in .env, or delete the database with scripts/docker-down.sh --volumes (its data is lost), then re-run scripts/docker-up.sh"
             fi
             die "the app is '${state}' (logs above); fix the cause, then re-run scripts/docker-up.sh (scripts/docker-down.sh stops everything)"
             ;;

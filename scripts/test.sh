@@ -58,12 +58,15 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   TEST_STATE="$(mktemp -d "${TMPDIR:-/tmp}/features-mart-test.XXXXXX")"
   echo "test: starting an embedded Postgres for the tests in $TEST_STATE"
   env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db start
-  TEST_DATABASE_URL="$(env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db url)"
+  # the superuser's URL: the tests make a database each, owned by a role that is not one (tests/conftest.py)
+  TEST_DATABASE_URL="$(env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli db url --admin)"
   export TEST_DATABASE_URL
+  eval "$(env -u DATABASE_URL STATE_DIR="$TEST_STATE" python -m api.cli env)"  # dbt's environment, as the app role
+else
+  eval "$(DATABASE_URL="$TEST_DATABASE_URL" python -m api.cli env)"  # dbt's environment (api/core/dbt/env.py)
 fi
 
 echo "test: sqlfluff (dbt templater) on dbt_project"
-eval "$(DATABASE_URL="$TEST_DATABASE_URL" python -m api.cli env)"  # dbt's environment (api/core/dbt/env.py)
 lint_tmp="$(mktemp -d)"
 if ! DBT_TARGET_PATH="$lint_tmp/target" DBT_LOG_PATH="$lint_tmp/logs" \
     sqlfluff lint dbt_project/models dbt_project/tests --disable-progress-bar >"$lint_tmp/out" 2>&1; then

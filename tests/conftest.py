@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -27,8 +28,9 @@ from psycopg.rows import dict_row
 
 from api.config import REPO_ROOT, Settings
 from api.core.db.database import Database
-from api.core.db.embedded import EmbeddedPostgres
+from api.core.db.embedded import EmbeddedPostgres, scram_verifier
 from api.core.db.port import free_port
+from api.core.db.roles import APP_ROLE, ensure_app_role
 from tests.datasets import copy_canonical
 
 __all__ = ["LOCAL", "free_port"]  # for the tests: a free TCP port on 127.0.0.1
@@ -82,35 +84,76 @@ def pg_tmp(tmp_path) -> Iterator[Path]:
         yield folder
 
 
+@dataclass(frozen=True)
+class PgServer:
+    """The Postgres server of the session. `admin_url`: a superuser's maintenance URL, which creates and drops the
+    tests' databases; `owner`: the login (user, password) of the role that owns them and that the code under test
+    uses, not a superuser, as in production (api/core/db/roles.py): the embedded server's app role, or TEST_OWNER
+    on a TEST_DATABASE_URL of a superuser's; None: that URL's own role."""
+
+    admin_url: str
+    owner: tuple[str, str] | None = None
+
+    def as_superuser(self, db: Database) -> Database:
+        """`db` (one of fresh_database's) as the superuser: for what only a superuser may do there (event
+        triggers, to inject faults)."""
+        return Database(make_conninfo(self.admin_url, dbname=db.params["dbname"]))
+
+    @contextlib.contextmanager
+    def fresh_database(self) -> Iterator[Database]:
+        """A new, empty database owned by `owner`, dropped at the end."""
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        params = {**conninfo_to_dict(self.admin_url), "dbname": name}
+        create = sql.SQL("create database {}").format(sql.Identifier(name))
+        if self.owner:
+            create += sql.SQL(" owner {}").format(sql.Identifier(self.owner[0]))
+            params.update(user=self.owner[0], password=self.owner[1])
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(create)
+        url = make_conninfo(**params)
+        try:
+            yield Database(url)
+        finally:
+            Database(url).close_pool()  # the reading pool of this process, if a test read through it
+            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+#: The owner of the tests' databases on a TEST_DATABASE_URL that names a superuser (scripts/test.sh gives the
+#: embedded server's): like the app role, not a superuser; its password is new every session.
+TEST_OWNER = "features_mart_test"
+
+
+def _test_owner(url: str) -> tuple[str, str] | None:
+    """The login of TEST_OWNER, set up through `url` when that is a superuser's (else None: its own role)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()[0]:
+            return None
+        password = secrets.token_urlsafe(24)
+        ensure_app_role(conn, scram_verifier(password), role=TEST_OWNER)
+    return TEST_OWNER, password
+
+
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory) -> Iterator[str]:
-    """Maintenance URL of the Postgres server the tests use."""
+def pg_server(tmp_path_factory) -> Iterator[PgServer]:
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
-        yield given
+        yield PgServer(given, _test_owner(given))
         return
     with server_folder(tmp_path_factory.mktemp("pg")) as folder:
         server = EmbeddedPostgres(folder / "state")
         port, _ = server.start()
         try:
-            yield server.url(port)
+            yield PgServer(server.url(port, "postgres", admin=True), (APP_ROLE, server.app_password()))
         finally:
             server.stop()
 
 
 @pytest.fixture
-def database(server_url) -> Iterator[Database]:
-    """A fresh, empty database for one test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = name
-    url = make_conninfo(**params)
-    yield Database(url)
-    Database(url).close_pool()  # the reading pool of this process, if a test read through it
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+def database(pg_server) -> Iterator[Database]:
+    """A fresh, empty database for one test, owned by the role the code logs in as (PgServer)."""
+    with pg_server.fresh_database() as db:
+        yield db
 
 
 @pytest.fixture

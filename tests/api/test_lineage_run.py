@@ -42,17 +42,17 @@ def by_run(events: list[dict]) -> dict[str, list[dict]]:
     return runs
 
 
-def test_runs_send_valid_events_for_the_job_and_each_node(settings, database):
+def test_runs_send_valid_events_for_the_job_and_each_node(settings, database, pg_server):
     with receiver() as (url, got), served(settings, url) as client:
         ok = client.post("/trigger?wait=true").json()
         assert ok["status"] == "success", ok
         events = wait_until(lambda: job_ended(got, 1), 120, "the first run's lineage")
         client.get("/health")  # the ops schema exists for the fault's function
-        _inject_fault(database)
+        _inject_fault(pg_server.as_superuser(database))
         try:
             failed = client.post("/trigger?wait=true").json()
         finally:
-            _clear_fault(database)
+            _clear_fault(pg_server.as_superuser(database))
         assert failed["status"] == "failed" and FAULTY in failed["error"], failed
         both = wait_until(lambda: job_ended(got, 2), 120, "the failed run's lineage")
 

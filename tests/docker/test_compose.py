@@ -176,7 +176,7 @@ def stack(request, built_images, fresh_copy, tmp_path_factory) -> Iterator[Stack
 def test_compose_refuses_to_start_without_a_password_or_a_token(stack, tmp_path):
     """No default secret: Compose itself stops on a missing POSTGRES_PASSWORD or API_TOKEN, naming it."""
     example = (REPO_ROOT / ".env.example").read_text()
-    for name in ("POSTGRES_PASSWORD", "API_TOKEN"):
+    for name in ("POSTGRES_PASSWORD", "APP_DB_PASSWORD", "API_TOKEN"):
         env_file = tmp_path / f"without-{name}.env"
         env_file.write_text(re.sub(rf"^{name}=.*$", "", example, flags=re.M))
         done = stack.run(*stack.compose, "--env-file", str(env_file), "config", "--quiet")
@@ -201,10 +201,12 @@ def test_up_creates_env_and_starts_a_healthy_stack(stack):
     lines = (logs.stdout + logs.stderr).splitlines()
     ready = [docker_time(line.split()[0]) for line in lines if "ready to accept connections" in line]
     assert ready and min(ready) < app_started, f"the app started ({app_started}) before the db was ready ({ready})"
-    # It gets its DATABASE_URL from the POSTGRES_* values of .env, pointing at the db service.
+    # It gets its DATABASE_URL from .env: the app's role (not the superuser POSTGRES_USER), the db service.
+    assert re.fullmatch(r"[0-9a-f]{32}", dotenv["APP_DB_PASSWORD"]) and dotenv["APP_DB_PASSWORD"] not in out
     url = docker("exec", app, "printenv", "DATABASE_URL").stdout.strip()
-    assert url == f"postgresql://mart:{dotenv['POSTGRES_PASSWORD']}@db:5432/mart", "DATABASE_URL is not the db's"
+    assert url == f"postgresql://features_mart:{dotenv['APP_DB_PASSWORD']}@db:5432/mart", "not the db's app role"
     assert http_json(stack.port, "/health")["database"] == "ok"
+    assert_app_role(stack)
     uids = process_uids(app)
     assert set(uids) == {str(APP_UID)}, f"every process of the app runs as uid 10001: {uids}"
 
@@ -243,6 +245,42 @@ def test_down_then_up_keeps_the_data(stack):
     assert stack.features() == published, "the published mart came back from the volume"
     assert http_json(stack.port, "/runs", stack.token)["total"] == runs
     assert http(stack.port, "/dbt-docs/", stack.token)[0] == 200, "the docs site came back from the app-state volume"
+
+
+def assert_app_role(stack: Stack) -> None:
+    """The app's role is no superuser and owns the database and every schema of the project's in it."""
+    assert stack.psql("select rolsuper from pg_roles where rolname = 'features_mart'") == "f"
+    assert stack.psql("select pg_get_userbyid(datdba) from pg_database where datname = 'mart'") == "features_mart"
+    owners = stack.psql(
+        "select string_agg(distinct pg_get_userbyid(nspowner), ',') from pg_namespace "
+        "where nspname <> 'information_schema' and nspname !~ '^pg_' and nspname <> 'public'"
+    )
+    assert owners == "features_mart", owners  # ops at least: the app's migrations made it at start-up
+
+
+def test_up_hands_a_database_made_before_the_apps_role_to_it(stack):
+    """A volume and .env from before: everything owned by the superuser, no app role, no APP_DB_PASSWORD.
+    docker-up.sh adds the password, sets the role up in that database, and the app serves the same mart."""
+    published = stack.features()
+    assert_ok(stack.run(*stack.compose, "stop", "app"), "compose stop app")
+    stack.psql("alter database mart owner to mart; reassign owned by features_mart to mart")
+    stack.psql("drop role features_mart")
+    assert stack.psql("select count(*) from pg_roles where rolname = 'features_mart'") == "0"
+    assert_ok(stack.script("docker-down.sh"), "scripts/docker-down.sh")
+    dotenv = stack.root / ".env"
+    old = dotenv.read_text()
+    dotenv.write_text(re.sub(r"^APP_DB_PASSWORD=.*\n", "", old, flags=re.M))
+    out = assert_ok(stack.script("docker-up.sh"), "scripts/docker-up.sh on an older volume and .env")
+    assert "adding a random APP_DB_PASSWORD" in out and "setting up the app's role" in out, out
+    assert "app-role: features_mart owns database mart" in out, out
+    assert re.search(r"^APP_DB_PASSWORD=[0-9a-f]{32}$", dotenv.read_text(), re.M)
+    assert stack.features() == published
+    assert_app_role(stack)
+    tables = stack.psql(
+        "select string_agg(distinct pg_get_userbyid(relowner), ',') from pg_class c join pg_namespace n "
+        "on n.oid = c.relnamespace where nspname in ('marts', 'ops', 'raw', 'audit') and relkind in ('r', 'v', 'S')"
+    )
+    assert tables == "features_mart", tables
 
 
 def test_docker_stop_during_a_run_records_it_interrupted_and_keeps_the_mart(stack):
@@ -299,7 +337,7 @@ def test_up_refuses_to_invent_a_password_for_an_existing_database(stack):
         done = stack.script("docker-up.sh", "--timeout", "300")
         out = done.stdout + done.stderr
         assert done.returncode == 1, out
-        assert "the database refuses the POSTGRES_PASSWORD of .env" in out, out
+        assert "the database refuses the APP_DB_PASSWORD of .env" in out, out
         assert_ok(stack.script("docker-down.sh"), "scripts/docker-down.sh")
     finally:
         dotenv.write_text(saved)

@@ -139,12 +139,14 @@ def test_embedded_postgres_as_uid_10001_in_a_named_volume(image, resources, tmp_
 
 
 def test_against_a_separate_postgres_container(image, resources):
-    token, password = uuid.uuid4().hex, uuid.uuid4().hex
+    """An external Postgres set up as docs/security.md says: the app's own role, not a superuser, owning a
+    database of its own."""
+    token, password, app_password = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
     env = {
         **os.environ,
         "API_TOKEN": token,
         "POSTGRES_PASSWORD": password,
-        "DATABASE_URL": f"postgresql://mart:{password}@pg:5432/mart",
+        "DATABASE_URL": f"postgresql://features_mart:{app_password}@pg:5432/features",
     }
     network = resources("network")
     pg = resources(
@@ -154,19 +156,31 @@ def test_against_a_separate_postgres_container(image, resources):
     # TCP, not the socket: the official image's first start runs a socket-only server while it initialises
     ready = ["exec", pg, "pg_isready", "-h", "127.0.0.1", "-U", "mart", "-d", "mart"]
     wait_until(lambda: docker(*ready, check=False).returncode == 0, 120, "the Postgres container")
+    setup = (  # docs/security.md, "A role of its own for an external Postgres"
+        "create role features_mart login nosuperuser nocreatedb nocreaterole noreplication nobypassrls "
+        f"password '{app_password}'"
+    )
+    docker("exec", pg, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", "mart", "-d", "mart", "-c", setup)
+    docker("exec", pg, "psql", "-X", "-U", "mart", "-d", "mart", "-c", "create database features owner features_mart")
     app = resources(
         "run", "--network", network, "-p", "127.0.0.1::8000", "-e", "API_TOKEN", "-e", "DATABASE_URL", image, env=env
     )
     wait_healthy(app)
     logs = docker("logs", app)
     assert "embedded" not in logs.stdout, logs.stdout
-    assert password not in logs.stdout + logs.stderr, "the password never reaches the logs"
+    assert password not in logs.stdout + logs.stderr and app_password not in logs.stdout + logs.stderr
+    assert "superuser" not in logs.stdout + logs.stderr, "no warning: the app's role is not a superuser"
     port = published_port(app)
     assert http_json(port, "/health")["database"] == "ok"
     run = http_json(port, "/trigger?wait=true", token, method="POST")
     assert run["status"] == "success", run
-    count = docker("exec", pg, "psql", "-U", "mart", "-d", "mart", "-Atc", "select count(*) from marts.user_features")
-    assert count.stdout.strip() == "10", "the mart is built in the separate Postgres"
+
+    def query(sql: str) -> str:
+        return docker("exec", pg, "psql", "-U", "mart", "-d", "features", "-Atc", sql).stdout.strip()
+
+    assert query("select count(*) from marts.user_features") == "10", "the mart is built in the separate Postgres"
+    owner = "select pg_get_userbyid(nspowner) from pg_namespace where nspname = 'marts'"
+    assert query(owner) == "features_mart", "the app's role owns what it built"
     assert len(http_json(port, "/features", token)["items"]) == 10
 
 

@@ -18,8 +18,10 @@ pytestmark = pytest.mark.slow
 FAULTY = "int_experiment_compounds_unnested"
 
 
-def _inject_fault(database) -> None:
-    with database.connect() as conn:
+def _inject_fault(superuser) -> None:
+    """`superuser`: the test's database as the superuser (event triggers are a superuser's; the app's role is not
+    one)."""
+    with superuser.connect() as conn:
         conn.execute(
             f"""
             create function ops.injected_fault() returns event_trigger language plpgsql as $$
@@ -33,8 +35,8 @@ def _inject_fault(database) -> None:
         )
 
 
-def _clear_fault(database) -> None:
-    with database.connect() as conn:
+def _clear_fault(superuser) -> None:
+    with superuser.connect() as conn:
         conn.execute("drop event trigger injected_fault; drop function ops.injected_fault()")
 
 
@@ -45,15 +47,15 @@ def _retry(client, run_id: int) -> dict:
     return wait_for_run(client, answer.json()["run_id"])
 
 
-def test_a_retry_redoes_only_the_failed_nodes_and_publishes_what_a_whole_run_does(client, database):
+def test_a_retry_redoes_only_the_failed_nodes_and_publishes_what_a_whole_run_does(client, database, pg_server):
     client.get("/health")  # the app is up: the ops schema exists for the trigger's function
-    _inject_fault(database)
+    _inject_fault(pg_server.as_superuser(database))
     failed = client.post("/trigger?wait=true").json()
     assert failed["status"] == "failed" and FAULTY in failed["error"]
     assert [(s["name"], s["status"]) for s in failed["steps"]][:3] == [
         ("seed", "success"), ("run", "failed"), ("test", "skipped")
     ]  # fmt: skip
-    _clear_fault(database)
+    _clear_fault(pg_server.as_superuser(database))
 
     retried = _retry(client, failed["run_id"])
     assert retried["status"] == "success", retried["error"]
@@ -90,12 +92,12 @@ def test_a_retry_after_a_validation_failure_or_changed_input_runs_the_whole_job_
     assert client.post("/runs/999999/retry").status_code == 404
 
 
-def test_changed_input_since_the_failed_run_runs_the_whole_job(client, database, settings):
+def test_changed_input_since_the_failed_run_runs_the_whole_job(client, database, settings, pg_server):
     client.get("/health")
-    _inject_fault(database)
+    _inject_fault(pg_server.as_superuser(database))
     failed = client.post("/trigger?wait=true").json()
     assert failed["status"] == "failed"
-    _clear_fault(database)
+    _clear_fault(pg_server.as_superuser(database))
     set_cell("users.csv", 2, "name", "Someone Else")(settings.data_dir)
     retried = _retry(client, failed["run_id"])
     assert retried["status"] == "success", retried["error"]

@@ -14,6 +14,7 @@ import pytest
 
 from api.config import REPO_ROOT
 from api.core.db.embedded import EmbeddedPostgres
+from api.core.db.roles import APP_ROLE
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +64,7 @@ def test_plain_dbt_after_activate_builds_into_the_dev_schemas_of_the_embedded_po
         port = postgres.running_port()
         assert port, "activate leaves the embedded Postgres running"
         assert "scripts/db.sh stop" in done.stdout + done.stderr, "activate says how to stop it"
-        assert f"on postgresql://postgres@127.0.0.1:{port}/features" in done.stdout
+        assert f"on postgresql://{APP_ROLE}@127.0.0.1:{port}/features" in done.stdout
         assert "All checks passed!" in done.stdout and "Completed successfully" in done.stdout
         assert json.loads((tmp_path / "ls.json").read_text())["name"] == "user_features"
         assert "Previewing node 'user_features'" in done.stdout
@@ -75,6 +76,10 @@ def test_plain_dbt_after_activate_builds_into_the_dev_schemas_of_the_embedded_po
         assert found >= DEV and not found & PUBLISHED, f"plain dbt built into {sorted(found)}"
         with psycopg.connect(url) as conn:
             assert conn.execute("select count(*) from marts__dev.user_features").fetchone()[0] == 10
+            owners = conn.execute(
+                "select distinct pg_get_userbyid(nspowner) from pg_namespace where nspname like '%\\_\\_dev'"
+            ).fetchall()
+            assert owners == [(APP_ROLE,)], "plain dbt logs in as the app role, which owns what it builds"
     finally:
         stop = subprocess.run(
             [str(REPO_ROOT / "scripts" / "db.sh"), "stop"],

@@ -30,7 +30,7 @@ def test_psql_sh_opens_the_embedded_postgres_with_the_password_only_in_its_envir
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     postgres = EmbeddedPostgres(state)
-    password = postgres.password()
+    password = postgres.app_password()  # the app role's: psql opens as the role dbt and the API use
     port = int(postgres.root.joinpath("port").read_text())
     assert done.stdout.strip() == f"features|{port}"
     assert postgres.running_port() is None, "started for the session, stopped after it"

@@ -172,7 +172,7 @@ def test_ctrl_c_stops_api_and_embedded_postgres(embedded_env, tmp_path):
     log = served.log.read_text()
     assert code == 130, log[-3000:]
     assert "Traceback" not in log and "Warning" not in log, log[-3000:]
-    assert "database: postgresql://postgres@127.0.0.1:" in log and "(embedded)" in log
+    assert "database: postgresql://features_mart@127.0.0.1:" in log and "(embedded)" in log
     assert f"DATA_DIR {env['DATA_DIR']}; dbt target default" in log
     assert "run 1 started (trigger: api)" in log and re.search(r"run 1 (success|failed) in \d+\.\ds", log), log
     password = (Path(env["STATE_DIR"]) / "pg" / "password").read_text().strip()

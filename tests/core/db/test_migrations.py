@@ -4,12 +4,8 @@ by the DDL that ran before them ends in the same shape as a new one; concurrent 
 from __future__ import annotations
 
 import threading
-import uuid
 
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.core.db.database import Database
 from api.core.db.migrations import MIGRATIONS, applied_versions, migrate
@@ -76,13 +72,9 @@ comment on table ops.schedule_ticks is 'One row per SCHEDULE tick, claimed by th
 
 
 @pytest.fixture
-def second_database(server_url):
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    yield Database(make_conninfo(**{**conninfo_to_dict(server_url), "dbname": name}))
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+def second_database(pg_server):
+    with pg_server.fresh_database() as db:
+        yield db
 
 
 def shape(db: Database) -> dict[str, list]:

@@ -25,6 +25,15 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
         quoted="$(printf '%s' "$db" | sed 's/"/""/g')"
         echo "CREATE DATABASE \"$quoted\"" | postgres --single -D "$PGDATA" postgres >/dev/null
     fi
+    # as the official image: its /docker-entrypoint-initdb.d/*.sh, once, on a server listening on the socket only
+    if ls /docker-entrypoint-initdb.d/*.sh >/dev/null 2>&1; then
+        pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+        for script in /docker-entrypoint-initdb.d/*.sh; do
+            echo "stand-in postgres: running $script"
+            sh "$script"
+        done
+        pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+    fi
     echo "stand-in postgres: initialised $PGDATA (user $user, database $db)"
 fi
 exec "$@"

@@ -7,7 +7,8 @@
 #   - Locale C.UTF-8 (the official image initialises with en_US.utf8).
 #   - Its entrypoint (postgres-entrypoint.sh) does only what this project uses: on an empty PGDATA, initdb with
 #     POSTGRES_USER / POSTGRES_PASSWORD, POSTGRES_DB created, password (scram-sha-256) logins from the network,
-#     trust on the local socket; no /docker-entrypoint-initdb.d, no POSTGRES_INITDB_ARGS, no *_FILE secrets.
+#     trust on the local socket, the *.sh scripts of /docker-entrypoint-initdb.d run (not sourced) on a server
+#     listening on the socket only; no *.sql there, no POSTGRES_INITDB_ARGS, no *_FILE secrets.
 # The same as the official image: user postgres with uid/gid 999, PGDATA=/var/lib/postgresql/data (a volume),
 # listen_addresses='*', pg_isready and psql on PATH, STOPSIGNAL SIGINT, port 5432.
 FROM debian:bookworm-slim
