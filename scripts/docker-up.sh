@@ -59,24 +59,30 @@ else
     if ! grep -q '^APP_DB_PASSWORD=.' .env; then
         echo "adding a random APP_DB_PASSWORD to .env (the app logs in as a role of its own, not the superuser)"
         (umask 077 && echo "APP_DB_PASSWORD=$(random_hex 16)" >>.env)
-        [[ -z "$(compose_volume "$ROOT" pgdata)" ]] || setup_role=1
     elif grep -qx 'APP_DB_PASSWORD=change-me' .env; then
         echo "warning: APP_DB_PASSWORD in .env is still the placeholder 'change-me'; set a real one" >&2
     fi
 fi
 
-if [[ "${setup_role:-}" = 1 ]]; then
-    # A database made before the app had a role of its own: the postgres image sets roles up only on a new
-    # volume, so run its init script now (docker/postgres-init/app-role.sh; as the superuser, on the local socket).
-    echo "setting up the app's role in the existing database (docker/postgres-init/app-role.sh)"
+if [[ -n "$(compose_volume "$ROOT" pgdata)" ]]; then
+    # An existing database: the postgres image sets the app's role up only on a new volume. When the role does
+    # not own the database yet (made before the app had a role of its own, or a set-up that failed halfway), run
+    # its init script now (docker/postgres-init/app-role.sh; as the superuser, on the local socket).
     "${compose[@]}" up -d db
     deadline=$((SECONDS + timeout))
     until "${compose[@]}" exec -T db sh -c 'pg_isready -q -U "$POSTGRES_USER"' 2>/dev/null; do
         ((SECONDS < deadline)) || die "the db service did not accept connections within ${timeout}s; see '${compose[*]} logs db'"
         sleep 2
     done
-    "${compose[@]}" exec -T db sh /docker-entrypoint-initdb.d/app-role.sh \
-        || die "setting up the app's role failed (output above); fix the cause and re-run scripts/docker-up.sh"
+    # the query goes to psql on its stdin inside the container, where `:'role'` quotes APP_DB_USER safely
+    owner_sql="select count(*) from pg_database d join pg_roles r on r.oid = d.datdba where d.datname = current_database() and r.rolname = :'role'"
+    owned="$("${compose[@]}" exec -T db sh -c 'printf "%s;\n" "$0" | psql -XAtq -U "$POSTGRES_USER" -d "${POSTGRES_DB:-$POSTGRES_USER}" -v role="${APP_DB_USER:?}"' "$owner_sql")" \
+        || die "could not ask the db service who owns its database (output above); see '${compose[*]} logs db'"
+    if [[ "$(tr -d '[:space:]' <<<"$owned")" != 1 ]]; then
+        echo "setting up the app's role in the existing database (docker/postgres-init/app-role.sh)"
+        "${compose[@]}" exec -T db sh /docker-entrypoint-initdb.d/app-role.sh \
+            || die "setting up the app's role failed (output above); fix the cause and re-run scripts/docker-up.sh"
+    fi
 fi
 
 echo "building the image and starting db + app (${compose[*]} up -d --build)"

@@ -16,7 +16,7 @@ if [ -z "${DATABASE_URL:-}" ] && compose_find 2>/dev/null; then
     echo "query: using the compose stack's db container"
     cd "$ROOT"
     exec "${compose[@]}" ${env_args[@]+"${env_args[@]}"} exec -T db \
-      sh -c 'psql -X -P pager=off -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$0"' "$SQL"
+      sh -c 'psql -X -P pager=off -v ON_ERROR_STOP=1 -U "${APP_DB_USER:-$POSTGRES_USER}" -d "$POSTGRES_DB" -c "$0"' "$SQL"
   fi
 fi
 # shellcheck source=scripts/_setup.sh

@@ -89,7 +89,7 @@ class PgServer:
     """The Postgres server of the session. `admin_url`: a superuser's maintenance URL, which creates and drops the
     tests' databases; `owner`: the login (user, password) of the role that owns them and that the code under test
     uses, not a superuser, as in production (api/core/db/roles.py): the embedded server's app role, or TEST_OWNER
-    on a TEST_DATABASE_URL of a superuser's; None: that URL's own role."""
+    (one per session) on a TEST_DATABASE_URL of a superuser's; None: that URL's own role."""
 
     admin_url: str
     owner: tuple[str, str] | None = None
@@ -120,25 +120,33 @@ class PgServer:
 
 
 #: The owner of the tests' databases on a TEST_DATABASE_URL that names a superuser (scripts/test.sh gives the
-#: embedded server's): like the app role, not a superuser; its password is new every session.
+#: embedded server's): like the app role, not a superuser. One per session (a suffix of its own, dropped at the
+#: end), so that sessions sharing a server never reset each other's password.
 TEST_OWNER = "features_mart_test"
 
 
-def _test_owner(url: str) -> tuple[str, str] | None:
-    """The login of TEST_OWNER, set up through `url` when that is a superuser's (else None: its own role)."""
+@contextlib.contextmanager
+def _test_owner(url: str) -> Iterator[tuple[str, str] | None]:
+    """A new TEST_OWNER login, set up through `url` when that is a superuser's (else None: its own role)."""
     with psycopg.connect(url, autocommit=True) as conn:
         if not conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()[0]:
-            return None
-        password = secrets.token_urlsafe(24)
-        ensure_app_role(conn, scram_verifier(password), role=TEST_OWNER)
-    return TEST_OWNER, password
+            yield None
+            return
+        role, password = f"{TEST_OWNER}_{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+        ensure_app_role(conn, scram_verifier(password), role=role)
+    try:
+        yield role, password
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn, contextlib.suppress(psycopg.Error):
+            conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))  # refused while it owns a database
 
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory) -> Iterator[PgServer]:
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
-        yield PgServer(given, _test_owner(given))
+        with _test_owner(given) as owner:
+            yield PgServer(given, owner)
         return
     with server_folder(tmp_path_factory.mktemp("pg")) as folder:
         server = EmbeddedPostgres(folder / "state")

@@ -258,21 +258,28 @@ def assert_app_role(stack: Stack) -> None:
     assert owners == "features_mart", owners  # ops at least: the app's migrations made it at start-up
 
 
-def test_up_hands_a_database_made_before_the_apps_role_to_it(stack):
-    """A volume and .env from before: everything owned by the superuser, no app role, no APP_DB_PASSWORD.
-    docker-up.sh adds the password, sets the role up in that database, and the app serves the same mart."""
-    published = stack.features()
+def _back_to_the_old_layout(stack: Stack) -> None:
+    """The database as a version before the app's role left it: the superuser's, and no such role."""
     assert_ok(stack.run(*stack.compose, "stop", "app"), "compose stop app")
     stack.psql("alter database mart owner to mart; reassign owned by features_mart to mart")
     stack.psql("drop role features_mart")
     assert stack.psql("select count(*) from pg_roles where rolname = 'features_mart'") == "0"
     assert_ok(stack.script("docker-down.sh"), "scripts/docker-down.sh")
+
+
+@pytest.mark.parametrize("dotenv_has_the_password", [True, False], ids=["password-in-env", "older-env"])
+def test_up_hands_a_database_made_before_the_apps_role_to_it(stack, dotenv_has_the_password):
+    """A volume from before (everything the superuser's, no app role), with an .env that has an APP_DB_PASSWORD
+    (set by hand, or left by a set-up that failed halfway) or not (older): docker-up.sh adds one when missing,
+    sees from the database that the role does not own it, sets it up, and the app serves the same mart."""
+    published = stack.features()
+    _back_to_the_old_layout(stack)
     dotenv = stack.root / ".env"
-    old = dotenv.read_text()
-    dotenv.write_text(re.sub(r"^APP_DB_PASSWORD=.*\n", "", old, flags=re.M))
-    out = assert_ok(stack.script("docker-up.sh"), "scripts/docker-up.sh on an older volume and .env")
-    assert "adding a random APP_DB_PASSWORD" in out and "setting up the app's role" in out, out
-    assert "app-role: features_mart owns database mart" in out, out
+    if not dotenv_has_the_password:
+        dotenv.write_text(re.sub(r"^APP_DB_PASSWORD=.*\n", "", dotenv.read_text(), flags=re.M))
+    out = assert_ok(stack.script("docker-up.sh"), "scripts/docker-up.sh on an older volume")
+    assert ("adding a random APP_DB_PASSWORD" in out) != dotenv_has_the_password, out
+    assert "setting up the app's role" in out and "app-role: features_mart owns database mart" in out, out
     assert re.search(r"^APP_DB_PASSWORD=[0-9a-f]{32}$", dotenv.read_text(), re.M)
     assert stack.features() == published
     assert_app_role(stack)
@@ -281,6 +288,8 @@ def test_up_hands_a_database_made_before_the_apps_role_to_it(stack):
         "on n.oid = c.relnamespace where nspname in ('marts', 'ops', 'raw', 'audit') and relkind in ('r', 'v', 'S')"
     )
     assert tables == "features_mart", tables
+    again = assert_ok(stack.script("docker-up.sh"), "scripts/docker-up.sh, the role set up")
+    assert "setting up the app's role" not in again, "set up once: the database says it is done"
 
 
 def test_docker_stop_during_a_run_records_it_interrupted_and_keeps_the_mart(stack):

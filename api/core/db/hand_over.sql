@@ -1,8 +1,9 @@
--- Hands the current database, and every schema, table, view, sequence and function the current user (a
--- superuser) owns in its own schemas, to the role named by the setting `features_mart.app_role`. Used by
--- api/core/db/roles.py (the embedded server) and by docker/postgres-init/app-role.sh (the Compose database).
--- Not `reassign owned`: Postgres refuses that for its bootstrap superuser. Sequences that belong to a column
--- move with their table; indexes, row types and TOAST tables with theirs.
+-- Hands the current database, and every schema, table, view, sequence, type and function the current user (a
+-- superuser) owns in its own schemas, to the role named by the setting `features_mart.app_role`. Idempotent.
+-- Used by api/core/db/roles.py (the embedded server) and by docker/postgres-init/app-role.sh (the Compose
+-- database). Not `reassign owned`: Postgres refuses that for its bootstrap superuser. Left alone: what belongs
+-- to an extension, a sequence that belongs to a column (it moves with its table), and what moves with its
+-- owner anyway (indexes, TOAST tables, row and array types).
 do $hand_over$
 declare
     target text := current_setting('features_mart.app_role');
@@ -12,6 +13,10 @@ begin
     for obj in
         select n.nspname from pg_namespace n
         where n.nspowner = current_user::regrole and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
+            and not exists (
+                select from pg_depend d
+                where d.classid = 'pg_namespace'::regclass and d.objid = n.oid and d.deptype = 'e'
+            )
     loop
         execute format('alter schema %I owner to %I', obj.nspname, target);
     end loop;
@@ -27,15 +32,35 @@ begin
             and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
             and not exists (
                 select from pg_depend d
-                where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype in ('a', 'i')
-                    and d.refclassid = 'pg_class'::regclass
+                where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                    and (
+                        d.deptype = 'e'
+                        or (c.relkind = 'S' and d.deptype in ('a', 'i') and d.refclassid = 'pg_class'::regclass)
+                    )
             )
     loop
         execute format('alter %s %s owner to %I', obj.kind, obj.rel, target);
     end loop;
     for obj in
+        select t.oid::regtype as typ, case t.typtype when 'd' then 'domain' else 'type' end as kind
+        from pg_type t join pg_namespace n on n.oid = t.typnamespace
+        where t.typowner = current_user::regrole and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
+            and (t.typtype in ('e', 'd', 'r', 'm') or (t.typtype = 'c' and t.typrelid <> 0
+                and (select c.relkind from pg_class c where c.oid = t.typrelid) = 'c'))
+            and not exists (
+                select from pg_depend d
+                where d.classid = 'pg_type'::regclass and d.objid = t.oid and d.deptype = 'e'
+            )
+    loop
+        execute format('alter %s %s owner to %I', obj.kind, obj.typ, target);
+    end loop;
+    for obj in
         select p.oid::regprocedure as fn from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where p.proowner = current_user::regrole and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
+            and not exists (
+                select from pg_depend d
+                where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e'
+            )
     loop
         execute format('alter routine %s owner to %I', obj.fn, target);
     end loop;

@@ -39,14 +39,13 @@ def ensure_app_role(admin: psycopg.Connection, verifier: str, role: str = APP_RO
 
 
 def ensure_database(admin: psycopg.Connection, dbname: str, admin_url_for, role: str = APP_ROLE) -> None:
-    """Create `dbname` owned by `role`, or hand an existing one over to it (its owner, and every schema, table,
-    view, sequence and function the superuser owns in it). `admin_url_for(dbname)`: the superuser's URL of a
-    database."""
-    found = admin.execute("select pg_get_userbyid(datdba) from pg_database where datname = %s", (dbname,)).fetchone()
+    """Create `dbname` owned by `role`, or hand an existing one over to it: its owner, and every schema, table,
+    view, sequence, type and function the superuser owns in it, at every start (cheap when there is nothing to
+    hand over; it also catches what a process of an older version made since). `admin_url_for(dbname)`: the
+    superuser's URL of a database."""
+    found = admin.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
     if found is None:
         admin.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(dbname), sql.Identifier(role)))
-        return
-    if found[0] == role:
         return
     with psycopg.connect(admin_url_for(dbname), connect_timeout=10, autocommit=True) as conn:
         conn.execute("select set_config('features_mart.app_role', %s, false)", (role,))

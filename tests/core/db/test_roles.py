@@ -79,7 +79,12 @@ def test_a_database_an_older_version_made_as_the_superuser_is_handed_to_the_app_
                 "create view marts.v as select n from marts.user_features;"
                 "create sequence marts.loose; create function marts.f() returns int language sql as 'select 1';"
                 "create schema ops; create table ops.runs (id bigint generated always as identity);"
-                "create table public.leftover (x int)"
+                "create table public.leftover (x int);"
+                "create type marts.mood as enum ('ok'); create domain marts.positive as int check (value > 0);"
+                "create type marts.pair as (a int, b int);"
+                "create table marts.parted (d date) partition by range (d);"
+                "create table marts.parted_2026 partition of marts.parted for values from ('2026-01-01') to "
+                "('2027-01-01')"
             )
     with open_database(None, state) as db, db.connect() as conn:
         owners = conn.execute(
@@ -88,6 +93,12 @@ def test_a_database_an_older_version_made_as_the_superuser_is_handed_to_the_app_
         ).fetchall()
         assert {name for name, _ in owners} >= {"user_features", "v", "loose", "user_features_id_seq", "runs"}
         assert {who for _, who in owners} == {APP_ROLE}, owners
+        others = conn.execute(
+            "select c.relname from pg_class c where c.relname like 'parted%' and c.relowner <> current_user::regrole "
+            "union all select t.typname from pg_type t where t.typname in ('mood', 'positive', 'pair') "
+            "and t.typowner <> current_user::regrole"
+        ).fetchall()
+        assert others == [], f"still the superuser's: {others}"
         assert conn.execute("select pg_get_userbyid(proowner) from pg_proc where proname = 'f'").fetchone() == (
             APP_ROLE,
         )
