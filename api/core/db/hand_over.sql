@@ -7,16 +7,15 @@
 do $hand_over$
 declare
     target text := current_setting('features_mart.app_role');
+    -- what belongs to an extension, as '<catalog>/<oid>'
+    members text[] := array(select d.classid::regclass::text || '/' || d.objid from pg_depend d where d.deptype = 'e');
     obj record;
 begin
     execute format('alter database %I owner to %I', current_database(), target);
     for obj in
         select n.nspname from pg_namespace n
         where n.nspowner = current_user::regrole and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
-            and not exists (
-                select from pg_depend d
-                where d.classid = 'pg_namespace'::regclass and d.objid = n.oid and d.deptype = 'e'
-            )
+            and not ('pg_namespace/' || n.oid) = any(members)
     loop
         execute format('alter schema %I owner to %I', obj.nspname, target);
     end loop;
@@ -30,14 +29,12 @@ begin
         from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where c.relowner = current_user::regrole and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
             and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
-            and not exists (
+            and not ('pg_class/' || c.oid) = any(members)
+            and not (c.relkind = 'S' and exists (
                 select from pg_depend d
-                where d.classid = 'pg_class'::regclass and d.objid = c.oid
-                    and (
-                        d.deptype = 'e'
-                        or (c.relkind = 'S' and d.deptype in ('a', 'i') and d.refclassid = 'pg_class'::regclass)
-                    )
-            )
+                where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype in ('a', 'i')
+                    and d.refclassid = 'pg_class'::regclass
+            ))
     loop
         execute format('alter %s %s owner to %I', obj.kind, obj.rel, target);
     end loop;
@@ -47,20 +44,14 @@ begin
         where t.typowner = current_user::regrole and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
             and (t.typtype in ('e', 'd', 'r', 'm') or (t.typtype = 'c' and t.typrelid <> 0
                 and (select c.relkind from pg_class c where c.oid = t.typrelid) = 'c'))
-            and not exists (
-                select from pg_depend d
-                where d.classid = 'pg_type'::regclass and d.objid = t.oid and d.deptype = 'e'
-            )
+            and not ('pg_type/' || t.oid) = any(members)
     loop
         execute format('alter %s %s owner to %I', obj.kind, obj.typ, target);
     end loop;
     for obj in
         select p.oid::regprocedure as fn from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where p.proowner = current_user::regrole and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
-            and not exists (
-                select from pg_depend d
-                where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e'
-            )
+            and not ('pg_proc/' || p.oid) = any(members)
     loop
         execute format('alter routine %s owner to %I', obj.fn, target);
     end loop;

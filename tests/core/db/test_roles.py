@@ -79,7 +79,7 @@ def test_a_database_an_older_version_made_as_the_superuser_is_handed_to_the_app_
                 "create view marts.v as select n from marts.user_features;"
                 "create sequence marts.loose; create function marts.f() returns int language sql as 'select 1';"
                 "create schema ops; create table ops.runs (id bigint generated always as identity);"
-                "create table public.leftover (x int);"
+                "create table public.leftover (x int); create extension vector;"
                 "create type marts.mood as enum ('ok'); create domain marts.positive as int check (value > 0);"
                 "create type marts.pair as (a int, b int);"
                 "create table marts.parted (d date) partition by range (d);"
@@ -99,6 +99,12 @@ def test_a_database_an_older_version_made_as_the_superuser_is_handed_to_the_app_
             "and t.typowner <> current_user::regrole"
         ).fetchall()
         assert others == [], f"still the superuser's: {others}"
+        members = conn.execute(
+            "select distinct pg_get_userbyid(p.proowner) from pg_proc p join pg_depend d on d.classid = "
+            "'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e' join pg_extension e on e.oid = d.refobjid "
+            "where e.extname = 'vector'"
+        ).fetchall()
+        assert members == [("postgres",)], "an extension's members stay with the extension's owner"
         assert conn.execute("select pg_get_userbyid(proowner) from pg_proc where proname = 'f'").fetchone() == (
             APP_ROLE,
         )
