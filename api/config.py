@@ -14,10 +14,10 @@ from croniter import croniter
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.core.db.placement import DEFAULT_SERVER_DIR
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+#: The default PG_SERVER_DIR (api/core/db/placement.py).
+DEFAULT_SERVER_DIR = Path("/var/lib/features-mart")
 #: The shortest API_TOKEN accepted (secrets.token_urlsafe(32) makes 43 characters).
 MIN_TOKEN_LENGTH = 32
 

@@ -24,11 +24,12 @@ import shutil
 import stat
 from pathlib import Path
 
+from api import config
 from api.core.db import safe_files
 from api.core.db.server_user import DatabaseError
 
-#: The default PG_SERVER_DIR.
-DEFAULT_SERVER_DIR = Path("/var/lib/features-mart")
+#: The default PG_SERVER_DIR (defined with the settings; embedded.py and the tests use it from here).
+DEFAULT_SERVER_DIR = config.DEFAULT_SERVER_DIR
 #: The record, in STATE_DIR/pg, of where the server's folder was put.
 LOCATION_FILE = "location"
 
